@@ -1,0 +1,41 @@
+"""b00t-graph: compile b00t datums into an async DAG and start each service when its dependencies are ready.
+
+Layering, each layer importing only those above it:
+  model → loader → graph → scheduler/readiness → engine → runtimes → api/cli
+The core imports anyio only; aiodocker is imported by the docker runtime, and
+only when a docker node is in the graph.
+"""
+
+from __future__ import annotations
+
+from .api import down_graph as down_graph
+from .api import ensure as ensure
+from .api import load_graph as load_graph
+from .api import running as running
+from .api import up_graph as up_graph
+from .engine import Engine as Engine
+from .engine import RunResult as RunResult
+from .errors import B00tGraphError as B00tGraphError
+from .errors import ConflictError as ConflictError
+from .errors import CycleError as CycleError
+from .errors import DatumError as DatumError
+from .errors import EnvError as EnvError
+from .errors import GraphError as GraphError
+from .errors import InputError as InputError
+from .errors import MissingDependencyError as MissingDependencyError
+from .errors import NodeError as NodeError
+from .errors import NodeExited as NodeExited
+from .errors import ReadinessTimeout as ReadinessTimeout
+from .errors import RuntimeUnavailable as RuntimeUnavailable
+from .errors import StartError as StartError
+from .errors import UpFailed as UpFailed
+from .graph import Graph as Graph
+from .graph import Node as Node
+from .runtimes import Runtime as Runtime
+
+__all__ = [
+    "B00tGraphError", "ConflictError", "CycleError", "DatumError", "Engine", "EnvError", "Graph",
+    "GraphError", "InputError", "MissingDependencyError", "Node", "NodeError", "NodeExited",
+    "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "UpFailed",
+    "down_graph", "ensure", "load_graph", "running", "up_graph",
+]

@@ -1,0 +1,86 @@
+"""Embedding: ``await ensure("grok-guru.mcp")`` from any asyncio or trio program.
+
+Silent by default; raises from :mod:`b00t_graph.errors` on failure and
+returns the resolved environment the caller needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+from .engine import Engine, RunResult
+from .errors import UpFailed
+from .events import Reporter
+from .graph import Graph, compile_graph
+from .loader import datum_dirs, load_catalog
+from .locks import default_state_dir
+
+PathLike = str | os.PathLike[str]
+
+
+def load_graph(targets: Sequence[str], datums: PathLike | Sequence[PathLike] | None = None,
+               environ: Mapping[str, str] | None = None) -> Graph:
+    """Find the datums (``--datums``, ``$_B00T_Path``, ``./_b00t_``, packaged) and compile the targets."""
+    dirs: Sequence[PathLike] = () if datums is None else (
+        [datums] if isinstance(datums, (str, os.PathLike)) else list(datums))
+    catalog = load_catalog(datum_dirs(dirs, environ))
+    return compile_graph(catalog, targets, environ)
+
+
+def _env(graph: Graph) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for t in graph.targets:
+        env.update(graph.env_of(t))
+    return env
+
+
+async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
+                 environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
+                 reporter: Reporter | None = None, no_recreate: bool = False) -> dict[str, str]:
+    """Bring ``targets`` and their dependencies up (what runs is left alone); return their environment.
+
+    Raises :class:`~b00t_graph.errors.InputError` for bad datums and
+    :class:`~b00t_graph.errors.UpFailed` (carrying each node's error) when a node fails.
+    """
+    graph = load_graph(targets, datums, environ)
+    result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate)
+    if result.failures or result.skipped:
+        raise UpFailed(result.failures, result.skipped)
+    return _env(graph)
+
+
+async def up_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
+                   no_recreate: bool = False, fail_fast: bool = False) -> RunResult:
+    async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
+                      no_recreate=no_recreate, fail_fast=fail_fast) as engine:
+        return await engine.up(graph)
+
+
+async def down_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
+                     remove_volumes: bool = False) -> RunResult:
+    async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+        return await engine.down(graph, remove_volumes=remove_volumes)
+
+
+@asynccontextmanager
+async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
+                  environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
+                  remove_volumes: bool = False) -> AsyncIterator[dict[str, str]]:
+    """Bring ``targets`` up for the body of an ``async with`` and take them down after, even on error.
+
+    For tests and scripts: ``async with running("demo.stack") as env: ...``.
+    """
+    graph = load_graph(targets, datums, environ)
+    try:
+        result = await up_graph(graph, state_dir=state_dir)
+        if result.failures or result.skipped or result.cancelled:
+            raise UpFailed(result.failures, result.skipped)
+        yield _env(graph)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await down_graph(graph, state_dir=state_dir, remove_volumes=remove_volumes)

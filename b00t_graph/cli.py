@@ -1,0 +1,335 @@
+"""The ``b00t-graph`` command: a thin layer over the typed core.
+
+Exit codes: 0 ok; 1 a runtime failure (a node failed, an engine is
+unreachable); 2 bad input (a datum, a target, an option); 130 interrupted.
+User errors print one message on stderr, never a traceback; ``B00T_DEBUG=1``
+adds the traceback and debug logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+from rich.console import Console
+
+from . import render
+from .engine import Engine, RunResult
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, B00tGraphError
+from .graph import Graph
+from .loader import Catalog, datum_dirs, load_catalog
+from .locks import default_state_dir
+from .progress import make_reporter
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _debug() -> bool:
+    return os.environ.get("B00T_DEBUG", "") not in ("", "0")
+
+
+def _backend() -> str:
+    return os.environ.get("B00T_BACKEND", "asyncio")
+
+
+def _fail(exc: B00tGraphError) -> NoReturn:
+    if _debug():
+        traceback.print_exception(exc)
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on the chosen backend, turning our errors into messages and exit codes."""
+    try:
+        return anyio.run(fn, backend=_backend())
+    except B00tGraphError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool]:
+    """Run ``fn`` until it ends or SIGINT/SIGTERM arrives; on a signal it is cancelled cleanly."""
+    result: list[T] = []
+    interrupted = False
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def work() -> None:
+            result.append(await fn())
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(work)
+    return (result[0] if result else None), interrupted
+
+
+# --- shared options ------------------------------------------------------------------------------
+
+datums_opt = click.option("--datums", "-d", "datums", multiple=True, type=click.Path(file_okay=False),
+                          help="Datum folder (repeatable). Default: $_B00T_Path, ./_b00t_, the packaged datums.")
+state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help="Where process records, logs and locks live. "
+                              "Default: $B00T_GRAPH_STATE_DIR or $XDG_STATE_HOME/b00t-graph.")
+
+
+def _catalog(datums: Sequence[str]) -> Catalog:
+    return load_catalog(datum_dirs(datums))
+
+
+def _graph(datums: Sequence[str], targets: Sequence[str]) -> Graph:
+    from .graph import compile_graph
+
+    cat = _catalog(datums)
+    try:
+        graph = compile_graph(cat, targets)
+    except B00tGraphError as exc:
+        _fail(exc)
+    for note in cat.problems:
+        if not any(note.path == n.spec.path for n in graph.nodes.values()):
+            if _debug():
+                click.echo(f"warning: {note} (not needed here)", err=True)
+    return graph
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="b00t-graph")
+def main() -> None:
+    """Start services from b00t datums, each the moment its own dependencies are ready.
+
+    \b
+    Exit codes: 0 ok, 1 runtime failure, 2 bad input, 130 interrupted.
+    Set B00T_DEBUG=1 for tracebacks and debug logs.
+    """
+    if _debug():
+        logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)8.1fms %(name)s %(message)s")
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@datums_opt
+@state_opt
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable plan: nodes, edges, actions, env.")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text",
+              help="dot/mermaid: a picture of the graph.")
+@click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
+@click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
+def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool, fmt: str,
+         offline: bool, no_recreate: bool) -> None:
+    """Show what `up` would do, changing nothing: the graph, each node's env and the actions."""
+    graph = _graph(datums, targets)
+    if fmt == "dot":
+        click.echo(render.dot(graph))
+        return
+    if fmt == "mermaid":
+        click.echo(render.mermaid(graph))
+        return
+    unavailable: dict[str, str] = {}
+
+    async def go() -> tuple[Any, Any]:
+        async with Engine(state_dir=state_dir or default_state_dir(), no_recreate=no_recreate) as engine:
+            if offline:
+                from .runtimes import decide
+
+                unavailable.update({n.type: "--offline" for n in graph.nodes.values() if n.spec.managed})
+                return {i: decide(n, None, no_recreate=no_recreate) for i, n in graph.nodes.items()}, {}
+            return await engine.plan(graph, unavailable)
+
+    actions, observed = _run(go)
+    if as_json:
+        click.echo(render.to_json(render.plan_json(graph, actions, observed, unavailable)))
+    else:
+        out.print(render.plan_view(graph, actions, observed, unavailable))
+
+
+# --- up / down / status --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@datums_opt
+@state_opt
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--no-recreate", is_flag=True, help="Leave running nodes whose configuration changed as they are.")
+@click.option("--fail-fast", is_flag=True, help="Cancel everything at the first failure.")
+@click.option("--timings-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write per-node timings and the critical path to this file.")
+@click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
+def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
+       fail_fast: bool, timings_json: Path | None, print_env: bool) -> None:
+    """Bring targets up: every node starts as soon as its own dependencies are ready."""
+    graph = _graph(datums, targets)
+    reporter = make_reporter(graph, quiet=quiet, console=err)
+
+    async def go() -> tuple[RunResult | None, bool]:
+        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
+                          no_recreate=no_recreate, fail_fast=fail_fast) as engine:
+            with reporter:
+                return await _interruptible(lambda: engine.up(graph))
+
+    res, interrupted = _run(go)
+    if res is None:  # cancelled before the run returned its result
+        click.echo("interrupted: what was started is recorded; `b00t-graph down "
+                   + " ".join(targets) + "` removes it", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if timings_json:
+        timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
+    if not quiet:
+        err.print(render.timings_view(res))
+    if print_env and not res.failures:
+        env: dict[str, str] = {}
+        for t in graph.targets:
+            env.update(graph.env_of(t))
+        for k, v in sorted(env.items()):
+            click.echo(f"{k}={v}")
+    if interrupted or res.cancelled:
+        click.echo("interrupted: what was started is recorded; `b00t-graph down "
+                   + " ".join(targets) + "` removes it", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if res.failures or res.skipped:
+        click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
+                   + render.failures_text(res), err=True)
+        sys.exit(EXIT_RUNTIME)
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@datums_opt
+@state_opt
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
+def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
+         volumes: bool) -> None:
+    """Stop and remove what b00t-graph started, dependents first; never what it did not create."""
+    graph = _graph(datums, targets)
+    reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
+
+    async def go() -> RunResult:
+        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+            with reporter:
+                return await engine.down(graph, remove_volumes=volumes)
+
+    res = _run(go)
+    if not quiet:
+        stopped = [i for i, t in res.timings.items() if t.status == "stopped"]
+        err.print(f"stopped {len(stopped)} node(s) in {res.wall:.2f}s" + (f": {', '.join(stopped)}" if stopped else ""))
+    if res.failures:
+        click.echo("error: " + render.failures_text(res), err=True)
+        sys.exit(EXIT_RUNTIME)
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@datums_opt
+@state_opt
+@click.option("--json", "as_json", is_flag=True)
+def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
+    """Each node's state, changing nothing."""
+    graph = _graph(datums, targets)
+    unavailable: dict[str, str] = {}
+
+    async def go() -> tuple[Any, Any]:
+        async with Engine(state_dir=state_dir or default_state_dir()) as engine:
+            return await engine.plan(graph, unavailable)
+
+    actions, observed = _run(go)
+    if as_json:
+        click.echo(render.to_json({i: {"state": (observed[i].state.value if i in observed else None),
+                                       "detail": observed[i].detail if i in observed else "",
+                                       "action": actions[i].name.lower()} for i in graph.nodes}))
+    else:
+        out.print(render.status_view(graph, observed, actions, unavailable))
+    if unavailable:
+        for kind, why in unavailable.items():
+            click.echo(f"error: {why}", err=True)
+        sys.exit(EXIT_RUNTIME)
+
+
+# --- validate / ls -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--strict", is_flag=True, help="Also fail on notes (keys kept but not acted on).")
+def validate(dirs: tuple[str, ...], strict: bool) -> None:
+    """Check every datum of the folders and report every problem at once (exit 2 if any)."""
+    cat = _catalog(dirs)
+    from .graph import compile_graph
+
+    problems = list(cat.problems)
+    # Compile each datum too: cycles, missing dependencies and ${VAR} references are found here.
+    seen = {str(p) for p in problems}
+    for ident in sorted(cat.datums):
+        try:
+            compile_graph(cat, [ident])
+        except B00tGraphError as exc:
+            msg = str(exc)
+            if msg not in seen:
+                seen.add(msg)
+                problems.append(msg)  # type: ignore[arg-type]
+    for note in cat.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"{len(cat.datums)} datum(s) ok, {len(cat.broken)} broken, in "
+               + ", ".join(str(s.path) for s in cat.sources))
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if problems or (strict and cat.notes):
+        sys.exit(EXIT_INPUT)
+
+
+@main.command(name="ls")
+@datums_opt
+@click.option("--json", "as_json", is_flag=True)
+def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
+    """Datums found, by type, and where each came from."""
+    cat = _catalog(datums)
+    origin = {str(s.path): s.origin for s in cat.sources}
+    rows = []
+    for ident, d in sorted(cat.datums.items(), key=lambda kv: (kv[1].type, kv[0])):
+        folder = str(Path(d.path).parent)
+        rows.append({"id": ident, "type": d.type, "path": d.path, "origin": origin.get(folder, folder),
+                     "managed": d.managed, "hint": d.hint})
+    if as_json:
+        click.echo(render.to_json({"sources": [{"path": str(s.path), "origin": s.origin} for s in cat.sources],
+                                   "datums": rows, "broken": sorted(cat.broken)}))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("type", "datum", "from", "file"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["type"]), str(r["id"]), str(r["origin"]), str(r["path"]))
+    out.print(table)
+    if cat.broken:
+        click.echo(f"{len(cat.broken)} broken datum(s): {', '.join(sorted(cat.broken))} "
+                   "(`b00t-graph validate` says why)", err=True)
+
+
+def run() -> None:  # pragma: no cover - alias for `python -m b00t_graph`
+    main()
+

@@ -1,0 +1,23 @@
+"""Progress events from the engine and runtimes to whoever shows them (live view, plain lines, nothing).
+
+Runtimes and the engine only call :meth:`Reporter.event`; the CLI decides how
+(and whether) to show it, which keeps ``ensure()`` silent by default.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    def event(self, node: str, phase: str, detail: str = "") -> None:
+        """``phase`` is one of: waiting, preparing, pulling, starting, probing, ready, running,
+        failed, skipped, stopping, stopped, cancelled; ``detail`` is free text for people."""
+        ...
+
+
+class Silent:
+    """The default: embedded use prints nothing."""
+
+    def event(self, node: str, phase: str, detail: str = "") -> None:
+        pass

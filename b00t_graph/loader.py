@@ -1,0 +1,366 @@
+"""Find datum folders, read TOML files, structure them into :class:`~b00t_graph.model.Datum`.
+
+Every problem of every file is collected (never just the first), each naming
+the file, the key path and what was expected. Files that fail are kept out of
+the catalogue but remembered, so a request that needs one of them fails with
+its problems while requests that don't still work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.v import format_exception, transform_error
+
+from .errors import DatumError, Problem
+from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
+
+PACKAGED_DATUMS = Path(__file__).resolve().parent / "datums"
+if not PACKAGED_DATUMS.is_dir():  # editable install: the folder sits beside the package
+    PACKAGED_DATUMS = Path(__file__).resolve().parent.parent / "datums"
+
+
+@attrs.frozen
+class Source:
+    """A datum folder and why it was chosen (shown by ``ls``)."""
+
+    path: Path
+    origin: str
+
+
+@attrs.define
+class Catalog:
+    """All datums found, plus the problems and notes of the files that were read."""
+
+    sources: list[Source]
+    datums: dict[str, Datum] = attrs.field(factory=dict)
+    problems: list[Problem] = attrs.field(factory=list)
+    notes: list[Problem] = attrs.field(factory=list)
+    #: identity (from the file name) → problems of that file
+    broken: dict[str, list[Problem]] = attrs.field(factory=dict)
+
+    def resolve_target(self, target: str) -> str:
+        """Accept ``name.type`` or a bare ``name`` when only one datum has it."""
+        from .errors import AmbiguousTargetError, MissingDependencyError
+
+        if target in self.datums or target in self.broken:
+            return target
+        matches = sorted(i for i in (*self.datums, *self.broken) if i.rsplit(".", 1)[0] == target)
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise AmbiguousTargetError(f"target {target!r} is ambiguous: {', '.join(matches)}")
+        raise MissingDependencyError(target, None, self.suggest(target))
+
+    def suggest(self, name: str) -> list[str]:
+        """Close identities for a misspelt one."""
+        ids = list(self.datums)
+        out = difflib.get_close_matches(name, ids, n=3, cutoff=0.6)
+        short = {i.rsplit(".", 1)[0]: i for i in ids}
+        for hit in difflib.get_close_matches(name.rsplit(".", 1)[0], list(short), n=3, cutoff=0.75):
+            if short[hit] not in out:
+                out.append(short[hit])
+        return out[:3]
+
+
+def datum_dirs(explicit: Sequence[str | os.PathLike[str]] = (), environ: Mapping[str, str] | None = None,
+               cwd: Path | None = None) -> list[Source]:
+    """Where datums come from: ``--datums``, else ``$_B00T_Path``, else ``./_b00t_``, else the packaged ones."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return [Source(Path(p).expanduser(), "--datums") for p in explicit]
+    if env.get("_B00T_Path"):
+        return [Source(Path(p).expanduser(), "$_B00T_Path") for p in env["_B00T_Path"].split(os.pathsep) if p]
+    local = (cwd or Path.cwd()) / "_b00t_"
+    if local.is_dir():
+        return [Source(local, "./_b00t_")]
+    return [Source(PACKAGED_DATUMS, "packaged")]
+
+
+def load_catalog(sources: Sequence[Source]) -> Catalog:
+    """Read every ``*.toml`` below each source folder (not recursive: b00t folders are flat)."""
+    cat = Catalog(sources=list(sources))
+    first_seen: dict[str, str] = {}
+    for src in sources:
+        if not src.path.is_dir():
+            cat.problems.append(Problem(str(src.path), "", f"datum folder not found (from {src.origin})"))
+            continue
+        for path in sorted(src.path.glob("*.toml")):
+            datum, problems, notes = load_file(path)
+            cat.notes.extend(notes)
+            ident = datum.id if datum else _ident_from_filename(path)
+            if datum is not None and ident in first_seen:
+                problems.append(Problem(str(path), "", f"duplicate datum {ident!r}, also in {first_seen[ident]}"))
+            if problems:
+                cat.problems.extend(problems)
+                if ident:
+                    cat.broken.setdefault(ident, []).extend(problems)
+                continue
+            assert datum is not None
+            first_seen[ident] = str(path)
+            cat.datums[ident] = datum
+    return cat
+
+
+def _ident_from_filename(path: Path) -> str:
+    stem = path.name.removesuffix(".toml")
+    return stem if "." in stem else ""
+
+
+# --- one file ------------------------------------------------------------------------------------
+
+
+class _Expected(ValueError):
+    """A leaf value of the wrong kind; carries the human message cattrs will show."""
+
+
+def _strict(kind: type, label: str) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        # bool is an int in Python; a TOML `true` is never a number here.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise _Expected(f"expected {label}, got {_describe(value)}")
+        return value
+
+    return hook
+
+
+def _describe(value: Any) -> str:
+    names = {str: "string", bool: "boolean", int: "integer", float: "float", list: "array", dict: "table"}
+    kind = names.get(type(value), type(value).__name__)
+    if isinstance(value, (dict, list)):
+        return kind
+    return f"{kind} {value!r}"
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+    conv.register_structure_hook(str, _strict(str, "a string"))
+    conv.register_structure_hook(int, _strict(int, "an integer"))
+    conv.register_structure_hook(bool, _strict(bool, "true or false"))
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _argv)
+    conv.register_structure_hook_func(lambda t: t == list[str], lambda v, t: list(_argv(v, t)))
+    return conv
+
+
+def _argv(value: Any, _: Any) -> tuple[str, ...]:
+    # cattrs would happily iterate a string into characters; an array is required.
+    if not isinstance(value, list):
+        raise _Expected(f"expected an array of strings, got {_describe(value)}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _Expected(f"expected an array of strings, item {i} is {_describe(item)}")
+    return tuple(value)
+
+
+_CONVERTER = _make_converter()
+_DATUM_KEYS = {f.name for f in attrs.fields(Datum)} - {"path", "extra", "env_table", "requirements"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def _format(exc: BaseException, typ: type | None) -> str:
+    if isinstance(exc, _Expected):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required key missing"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return "unknown key(s): " + ", ".join(sorted(exc.extra_fields))
+    return format_exception(exc, typ)
+
+
+def _paths(exc: BaseException, root: str) -> list[tuple[str, str]]:
+    """cattrs' ``msg @ $.a.b`` → (``root.a.b``, msg) pairs."""
+    out = []
+    for line in transform_error(exc, format_exception=_format):  # type: ignore[arg-type]
+        msg, _, path = line.rpartition(" @ ")
+        path = re.sub(r"\['([^']*)'\]", r".\1", path).replace("$", root, 1)
+        out.append((path, msg))
+    return out
+
+
+def load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem]]:
+    """Parse and structure one datum file: ``(datum or None, problems, notes)``."""
+    p = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(p, "", f"cannot read: {exc.strerror}")], []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(p, "", f"not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8")], []
+    if not text.strip():
+        return None, [Problem(p, "", "empty file; a datum needs a [b00t] table with name and type")], []
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [Problem(p, "", f"TOML syntax error: {exc}")], []
+    return structure_datum(doc, p)
+
+
+def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Problem], list[Problem]]:
+    """Turn a parsed TOML document into a datum, collecting every problem."""
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    table = doc.get("b00t")
+    if not isinstance(table, dict):
+        what = "missing" if table is None else f"not a table (got {_describe(table)})"
+        return None, [Problem(path, "b00t", f"{what}; a datum keeps everything under [b00t]")], []
+    b00t = dict(table)
+
+    file_name, _, file_type = Path(path).name.removesuffix(".toml").rpartition(".")
+    if not file_name:
+        problems.append(Problem(path, "", "file name must be <name>.<type>.toml (e.g. qdrant.docker.toml)"))
+    for key, from_file in (("name", file_name), ("type", file_type)):
+        val = b00t.get(key)
+        if val is None and from_file:
+            b00t[key] = from_file
+        elif not isinstance(val, str):
+            problems.append(Problem(path, f"b00t.{key}", f"expected a string, got {_describe(val)}"))
+        elif from_file and val != from_file:
+            problems.append(Problem(path, f"b00t.{key}",
+                                    f"{val!r} differs from the file name's {from_file!r}; rename one to match"))
+    typ = b00t.get("type")
+    if isinstance(typ, str) and typ not in KNOWN_TYPES:
+        close = difflib.get_close_matches(typ, sorted(KNOWN_TYPES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(Problem(path, "b00t.type", f"unknown type {typ!r}{hint}; known: "
+                                + ", ".join(sorted(KNOWN_TYPES))))
+    name = b00t.get("name")
+    if isinstance(name, str) and not _NAME_RE.match(name):
+        problems.append(Problem(path, "b00t.name", f"{name!r} is not a valid name (letters, digits, - _ .)"))
+
+    # Environment: [b00t.env] is canonical; a top-level [env] is accepted as older b00t files use it.
+    env: dict[str, Any] = {}
+    env_table = "b00t.env"
+    if "env" in doc:
+        if isinstance(doc["env"], dict):
+            env.update(doc["env"])
+            env_table = "env"
+            notes.append(Problem(path, "env", "top-level [env] read as [b00t.env]; prefer [b00t.env]"))
+        else:
+            problems.append(Problem(path, "env", f"expected a table, got {_describe(doc['env'])}"))
+    if "env" in b00t:
+        if isinstance(b00t["env"], dict):
+            env.update(b00t.pop("env"))
+            env_table = "b00t.env"
+        else:
+            problems.append(Problem(path, "b00t.env", f"expected a table, got {_describe(b00t.pop('env'))}"))
+    for key, val in env.items():
+        if isinstance(val, bool):
+            env[key] = "true" if val else "false"
+        elif isinstance(val, (int, float)):
+            env[key] = str(val)
+        elif not isinstance(val, str):
+            problems.append(Problem(path, f"{env_table}.{key}", f"expected a string, got {_describe(val)}"))
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            problems.append(Problem(path, f"{env_table}.{key}", "not a valid environment variable name"))
+
+    # Shell-style strings are accepted where an argv is expected.
+    for key in ("command", "args", "docker_args"):
+        if isinstance(b00t.get(key), str):
+            b00t[key] = shlex.split(b00t[key])
+    hc = b00t.get("health_check")
+    if isinstance(hc, dict) and isinstance(hc.get("exec"), str):
+        b00t["health_check"] = {**hc, "exec": shlex.split(hc["exec"])}
+
+    requirements: list[Requirement] = []
+    reqs = b00t.pop("requirements", [])
+    if not isinstance(reqs, list):
+        problems.append(Problem(path, "b00t.requirements", f"expected an array of tables, got {_describe(reqs)}"))
+        reqs = []
+    for i, req in enumerate(reqs):
+        key = f"b00t.requirements[{i}]"
+        if not isinstance(req, dict) or not isinstance(req.get("kind"), str):
+            problems.append(Problem(path, key, "expected a table with a string 'kind'"))
+            continue
+        port = req.get("port")
+        if req["kind"] == "tcp_port" and (not isinstance(port, int) or isinstance(port, bool)):
+            problems.append(Problem(path, f"{key}.port", f"expected an integer, got {_describe(port)}"))
+            continue
+        host = req.get("host", "127.0.0.1")
+        if not isinstance(host, str):
+            problems.append(Problem(path, f"{key}.host", f"expected a string, got {_describe(host)}"))
+            continue
+        rest = {k: v for k, v in req.items() if k not in ("kind", "host", "port")}
+        requirements.append(Requirement(kind=req["kind"], host=host, port=port, extra=rest))
+
+    extra = {k: b00t.pop(k) for k in list(b00t) if k not in _DATUM_KEYS}
+    for key in extra:
+        notes.append(Problem(path, f"b00t.{key}", "kept, not acted on by b00t-graph"))
+    for key in doc:
+        if key not in ("b00t", "env"):
+            extra[f"^{key}"] = doc[key]
+            notes.append(Problem(path, key, "top-level table kept, not acted on by b00t-graph"))
+
+    try:
+        datum = _CONVERTER.structure({**b00t, "path": path, "env": {}}, Datum)
+    except (ClassValidationError, IterableValidationError) as exc:
+        for key, msg in _paths(exc, "b00t"):
+            problems.append(Problem(path, key, msg + _suggest_key(key, msg)))
+        return None, problems, notes
+    if problems:
+        return None, problems, notes
+    datum = attrs.evolve(datum, env={k: str(v) for k, v in env.items()}, env_table=env_table,
+                         requirements=tuple(requirements), extra=extra)
+    problems.extend(_check_kind(datum))
+    return (None if problems else datum), problems, notes
+
+
+def _suggest_key(key: str, msg: str) -> str:
+    if not msg.startswith("unknown key(s): "):
+        return ""
+    table = {"b00t.health_check": HealthCheck, "b00t.resources": Resources}.get(key)
+    if table is None:
+        return ""
+    known = [f.name for f in attrs.fields(table)]
+    hints = []
+    for bad in msg.removeprefix("unknown key(s): ").split(", "):
+        close = difflib.get_close_matches(bad, known, n=1)
+        if close:
+            hints.append(f"{bad} → {close[0]}?")
+    return f" ({'; '.join(hints)})" if hints else f" (known: {', '.join(known)})"
+
+
+def _check_kind(d: Datum) -> Iterable[Problem]:
+    """What each managed type needs to be runnable."""
+    if d.type == "docker" and not d.image:
+        yield Problem(d.path, "b00t.image", "required for a docker datum (e.g. image = \"qdrant/qdrant:latest\")")
+    if d.type == "process" and not d.command:
+        yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")
+    if d.type == "stack" and not d.members:
+        yield Problem(d.path, "b00t.members", "a stack needs at least one member")
+    for key, value in (("depends_on", d.depends_on), ("members", d.members)):
+        for i, ref in enumerate(value):
+            if "." not in ref:
+                yield Problem(d.path, f"b00t.{key}[{i}]", f"{ref!r} must be written name.type (e.g. qdrant.docker)")
+            if ref == d.id:
+                yield Problem(d.path, f"b00t.{key}[{i}]", "a datum cannot depend on itself")
+    hc = d.health_check
+    if hc is not None:
+        for key in ("timeout_ms", "probe_timeout_ms", "interval_ms"):
+            if getattr(hc, key) <= 0:
+                yield Problem(d.path, f"b00t.health_check.{key}", "expected a positive integer")
+        if hc.log_regex:
+            try:
+                re.compile(hc.log_regex)
+            except re.error as exc:
+                yield Problem(d.path, "b00t.health_check.log_regex", f"invalid regular expression: {exc}")
+        if not 100 <= hc.expected_status <= 599:
+            yield Problem(d.path, "b00t.health_check.expected_status", "expected an HTTP status (100-599)")
+
+
+def require(catalog: Catalog, identities: Iterable[str]) -> None:
+    """Raise :class:`DatumError` with the problems of every broken datum among ``identities``."""
+    problems = [p for i in identities for p in catalog.broken.get(i, [])]
+    if problems:
+        raise DatumError(problems)

@@ -1,0 +1,167 @@
+"""The one boundary to the outside world: the :class:`Runtime` protocol and its registry.
+
+A runtime is chosen by datum type and imported lazily, so the core never
+imports aiodocker unless a docker node is in the graph. ``mcp``, ``stack`` and
+passive types have no runtime: they are ready when their dependencies are.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from ..errors import Problem
+
+if TYPE_CHECKING:
+    from ..graph import Node
+
+
+class State(enum.Enum):
+    """What a runtime sees of a node, read-only."""
+
+    ABSENT = "absent"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FOREIGN = "foreign"  # something b00t-graph did not create holds the node's name
+
+
+@attrs.frozen
+class Observed:
+    """One node's current state as the runtime reports it.
+
+    ``ref`` identifies the running thing (container id, pid); ``detail`` is for people.
+    """
+
+    state: State
+    config_hash: str | None = None
+    ref: str | None = None
+    detail: str = ""
+
+
+ABSENT = Observed(State.ABSENT)
+
+
+class Action(enum.Enum):
+    """What ``up`` does with a node, decided from the datum and the observation."""
+
+    NONE = "already running"
+    CREATE = "create and start"
+    START = "start (stopped)"
+    RECREATE = "recreate (config changed)"
+    KEEP = "keep (config changed, --no-recreate)"
+    CONFLICT = "refuse (name held by something b00t-graph did not create)"
+    GROUP = "nothing to start (ready when dependencies are)"
+    PASSIVE = "not managed (type not run by b00t-graph)"
+
+    @property
+    def changes(self) -> bool:
+        return self in (Action.CREATE, Action.START, Action.RECREATE)
+
+
+def decide(node: Node, observed: Observed | None, *, no_recreate: bool = False) -> Action:
+    """The single place that turns (datum, observation) into an action; ``plan`` and ``up`` share it."""
+    if not node.spec.managed:
+        return Action.PASSIVE if node.spec.passive else Action.GROUP
+    obs = observed or ABSENT
+    if obs.state is State.FOREIGN:
+        return Action.CONFLICT
+    if obs.state is State.ABSENT:
+        return Action.CREATE
+    same = obs.config_hash == node.config_hash
+    if not same:
+        return Action.KEEP if no_recreate else Action.RECREATE
+    return Action.NONE if obs.state is State.RUNNING else Action.START
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """Everything b00t-graph does to the outside world goes through one of these.
+
+    Methods raise :class:`~b00t_graph.errors.B00tGraphError` subclasses only: a
+    runtime translates its library's errors at this boundary.
+    """
+
+    name: str
+
+    async def observe(self, nodes: Sequence[Node]) -> dict[str, Observed]:
+        """Current state of many nodes, read-only, in as few calls as the backend allows."""
+        ...
+
+    async def prepare(self, node: Node, action: Action) -> None:
+        """Work that needs no dependency to be ready (pull an image): overlaps with waiting."""
+        ...
+
+    async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
+        """Create/recreate/start the node according to ``action``; return the new observation."""
+        ...
+
+    async def wait_ready(self, node: Node) -> str:
+        """Return once the node is ready (probes, native health), raising on exit or timeout.
+
+        The returned text says how readiness was established, for ``plan``/timings.
+        """
+        ...
+
+    async def logs(self, node: Node, lines: int = 20) -> str:
+        """The last lines of the node's output, for error messages."""
+        ...
+
+    async def stop(self, node: Node, observed: Observed, *, remove_volumes: bool = False) -> None:
+        """Stop and remove what b00t-graph made for this node; never touches what it did not make."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once when the engine is done."""
+        ...
+
+
+#: datum type → "module:factory"; imported only when a node of that type is in the graph.
+RUNTIMES: dict[str, str] = {
+    "docker": "b00t_graph.runtimes.docker:DockerRuntime",
+    "process": "b00t_graph.runtimes.process:ProcessRuntime",
+}
+
+
+def load_runtime(kind: str) -> type[Runtime]:
+    """Import the runtime class for a datum type."""
+    module, _, attr = RUNTIMES[kind].partition(":")
+    cls: type[Runtime] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def check_node(node: Node) -> Iterable[Problem]:
+    """Runtime-specific validation before anything starts (e.g. unsupported ``docker_args``)."""
+    if node.type == "docker":
+        from .dockerargs import check
+
+        yield from check(node)
+
+
+class RuntimeSet:
+    """Runtimes by datum type: injected ones first, else the default ones, created on first use."""
+
+    def __init__(self, injected: Mapping[str, Runtime] | None = None, **options: object) -> None:
+        self._rt: dict[str, Runtime] = dict(injected or {})
+        self._options = options
+
+    def for_type(self, kind: str) -> Runtime | None:
+        if kind in self._rt:
+            return self._rt[kind]
+        if "*" in self._rt:
+            return self._rt["*"]
+        if kind not in RUNTIMES:
+            return None
+        rt = load_runtime(kind)(**self._options)  # type: ignore[call-arg]
+        self._rt[kind] = rt
+        return rt
+
+    def active(self) -> list[Runtime]:
+        return list(dict.fromkeys(self._rt.values()))
+
+    async def aclose(self) -> None:
+        for rt in self.active():
+            await rt.aclose()

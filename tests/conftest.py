@@ -1,0 +1,54 @@
+"""Shared fixtures: both anyio backends by name (a missing trio fails, it does not skip), a private
+state directory per test, and datum folders written from dicts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A state directory of the test's own; also what the CLI and ensure() use by default."""
+    d = tmp_path / "state"
+    monkeypatch.setenv("B00T_GRAPH_STATE_DIR", str(d))
+    yield d
+
+
+@pytest.fixture
+def write_datums(tmp_path: Path) -> Callable[..., Path]:
+    """Write ``{"a.process": "...toml..."}`` into a fresh folder and return it."""
+    counter = iter(range(1000))
+
+    def write(files: dict[str, str], folder: Path | None = None) -> Path:
+        d = folder or tmp_path / f"datums{next(counter)}"
+        d.mkdir(parents=True, exist_ok=True)
+        for ident, text in files.items():
+            name = ident if ident.endswith(".toml") else f"{ident}.toml"
+            (d / name).write_text(text)
+        return d
+
+    return write
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Docker tests skip without an engine, except where B00T_REQUIRE_DOCKER=1 (CI) makes that a failure."""
+    if not any(item.get_closest_marker("docker") for item in items):
+        return
+    if os.environ.get("B00T_REQUIRE_DOCKER") == "1":
+        return
+    from tests.dockerutil import engine_reachable
+
+    if not engine_reachable():
+        skip = pytest.mark.skip(reason="no Docker engine reachable (set B00T_REQUIRE_DOCKER=1 to fail instead)")
+        for item in items:
+            if item.get_closest_marker("docker"):
+                item.add_marker(skip)

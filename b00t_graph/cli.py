@@ -24,7 +24,7 @@ from rich.console import Console
 
 from . import render
 from .engine import Engine, RunResult
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, B00tGraphError
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, B00tGraphError
 from .graph import Graph
 from .loader import Catalog, datum_dirs, load_catalog
 from .locks import default_state_dir
@@ -163,7 +163,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     if as_json:
         click.echo(render.to_json(render.plan_json(graph, actions, observed, unavailable)))
     else:
-        out.print(render.plan_view(graph, actions, observed, unavailable))
+        out.print(render.plan_view(graph, actions, observed, unavailable), soft_wrap=False)  # wrap, never crop
 
 
 # --- up / down / status --------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
     else:
         out.print(render.status_view(graph, observed, actions, unavailable))
     if unavailable:
-        for kind, why in unavailable.items():
+        for why in unavailable.values():
             click.echo(f"error: {why}", err=True)
         sys.exit(EXIT_RUNTIME)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -87,34 +87,33 @@ def closure(catalog: Catalog, targets: Sequence[str]) -> list[str]:
     """Identities reachable from the targets, checked for missing datums and cycles, in topological order."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    # Iterative DFS (deep chains must not hit the recursion limit); the stack holds
+    # (identity, iterator over its edges) and doubles as the current path for cycle reports.
+    stack: list[tuple[str, Iterator[str]]] = []
+
+    def enter(ident: str, wanted_by: str | None) -> None:
+        require(catalog, [ident])
+        datum = catalog.datums.get(ident)
+        if datum is None:
+            raise MissingDependencyError(ident, wanted_by, catalog.suggest(ident))
+        state[ident] = 1
+        stack.append((ident, iter(datum.edges)))
+
     for target in targets:
         if state.get(target) == 2:
             continue
-        # iterative DFS; the stack holds (identity, iterator over its edges)
-        stack: list[tuple[str, Iterable[str]]] = []
-        path: list[str] = []
-
-        def enter(ident: str, wanted_by: str | None) -> None:
-            require(catalog, [ident])
-            datum = catalog.datums.get(ident)
-            if datum is None:
-                raise MissingDependencyError(ident, wanted_by, catalog.suggest(ident))
-            state[ident] = 1
-            path.append(ident)
-            stack.append((ident, iter(datum.edges)))
-
         enter(target, None)
         while stack:
             ident, edges = stack[-1]
-            nxt = next(iter(edges), None)  # type: ignore[call-overload]
+            nxt = next(edges, None)
             if nxt is None:
                 stack.pop()
-                path.pop()
                 state[ident] = 2
                 order.append(ident)
                 continue
             st = state.get(nxt)
             if st == 1:
+                path = [i for i, _ in stack]
                 raise CycleError([*path[path.index(nxt):], nxt])
             if st is None:
                 enter(nxt, ident)

@@ -180,7 +180,7 @@ def _format(exc: BaseException, typ: type | None) -> str:
 def _paths(exc: BaseException, root: str) -> list[tuple[str, str]]:
     """cattrs' ``msg @ $.a.b`` → (``root.a.b``, msg) pairs."""
     out = []
-    for line in transform_error(exc, format_exception=_format):  # type: ignore[arg-type]
+    for line in transform_error(exc, format_exception=_format):
         msg, _, path = line.rpartition(" @ ")
         path = re.sub(r"\['([^']*)'\]", r".\1", path).replace("$", root, 1)
         out.append((path, msg))

@@ -52,3 +52,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("docker"):
                 item.add_marker(skip)
+
+
+_skipped_docker: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "docker" in report.keywords:
+        _skipped_docker.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under B00T_REQUIRE_DOCKER=1 a skipped docker test fails the run: CI must test the real engine."""
+    if os.environ.get("B00T_REQUIRE_DOCKER") == "1" and _skipped_docker:
+        print(f"\nB00T_REQUIRE_DOCKER=1 but {len(_skipped_docker)} docker test(s) skipped:")
+        for nodeid in _skipped_docker:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -155,7 +155,7 @@ class RuntimeSet:
             return self._rt["*"]
         if kind not in RUNTIMES:
             return None
-        rt = load_runtime(kind)(**self._options)  # type: ignore[call-arg]
+        rt = load_runtime(kind)(**self._options)
         self._rt[kind] = rt
         return rt
 

@@ -62,25 +62,28 @@ async def up_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Rep
 
 
 async def down_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                     remove_volumes: bool = False) -> RunResult:
+                     remove_volumes: bool = False, only: set[str] | None = None) -> RunResult:
     async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
-        return await engine.down(graph, remove_volumes=remove_volumes)
+        return await engine.down(graph, remove_volumes=remove_volumes, only=only)
 
 
 @asynccontextmanager
 async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                   environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
                   remove_volumes: bool = False) -> AsyncIterator[dict[str, str]]:
-    """Bring ``targets`` up for the body of an ``async with`` and take them down after, even on error.
+    """Bring ``targets`` up for the body of an ``async with`` and take down, after, what it started.
 
-    For tests and scripts: ``async with running("demo.stack") as env: ...``.
+    For tests and scripts: ``async with running("demo.stack") as env: ...``. Nodes that
+    already ran before are left running: they belong to whoever started them.
     """
     graph = load_graph(targets, datums, environ)
+    started: set[str] = set(graph.nodes)  # if up is interrupted, sweep all that may have started
     try:
         result = await up_graph(graph, state_dir=state_dir)
+        started = {i for i, t in result.timings.items() if t.action.changes or t.status == "failed"}
         if result.failures or result.skipped or result.cancelled:
             raise UpFailed(result.failures, result.skipped)
         yield _env(graph)
     finally:
         with anyio.CancelScope(shield=True):
-            await down_graph(graph, state_dir=state_dir, remove_volumes=remove_volumes)
+            await down_graph(graph, state_dir=state_dir, remove_volumes=remove_volumes, only=started)

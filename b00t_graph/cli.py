@@ -24,7 +24,7 @@ from rich.console import Console
 
 from . import render
 from .engine import Engine, RunResult
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, B00tGraphError
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, B00tGraphError, CycleError, DatumError
 from .graph import Graph
 from .loader import Catalog, datum_dirs, load_catalog
 from .locks import default_state_dir
@@ -32,8 +32,9 @@ from .progress import make_reporter
 
 T = TypeVar("T")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Off a terminal rich would wrap at 80 columns; logs and pipes read better unwrapped.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
 def _debug() -> bool:
@@ -87,7 +88,7 @@ async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool
 
 # --- shared options ------------------------------------------------------------------------------
 
-datums_opt = click.option("--datums", "-d", "datums", multiple=True, type=click.Path(file_okay=False),
+datums_opt = click.option("--datums", "-d", "datums", multiple=True, type=click.Path(file_okay=False, exists=True),
                           help="Datum folder (repeatable). Default: $_B00T_Path, ./_b00t_, the packaged datums.")
 state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                          help="Where process records, logs and locks live. "
@@ -206,7 +207,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
             env.update(graph.env_of(t))
         for k, v in sorted(env.items()):
             click.echo(f"{k}={v}")
-    if interrupted or res.cancelled:
+    if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
         click.echo("interrupted: what was started is recorded; `b00t-graph down "
                    + " ".join(targets) + "` removes it", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -273,7 +274,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
 
 
 @main.command()
-@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False))
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False, exists=True))
 @click.option("--strict", is_flag=True, help="Also fail on notes (keys kept but not acted on).")
 def validate(dirs: tuple[str, ...], strict: bool) -> None:
     """Check every datum of the folders and report every problem at once (exit 2 if any)."""
@@ -283,17 +284,23 @@ def validate(dirs: tuple[str, ...], strict: bool) -> None:
     problems = list(cat.problems)
     # Compile each datum too: cycles, missing dependencies and ${VAR} references are found here.
     seen = {str(p) for p in problems}
+    unusable: set[str] = set()  # loads, but cannot be planned (its graph has a problem)
     for ident in sorted(cat.datums):
         try:
             compile_graph(cat, [ident])
         except B00tGraphError as exc:
-            msg = str(exc)
-            if msg not in seen:
-                seen.add(msg)
-                problems.append(msg)  # type: ignore[arg-type]
+            unusable.add(ident)
+            # One line per problem, each once: a broken dependency or a loop is met from every datum near it.
+            found = [str(p) for p in exc.problems] if isinstance(exc, DatumError) else [str(exc)]
+            for msg in found:
+                key = " → ".join(sorted(set(exc.cycle))) if isinstance(exc, CycleError) else msg
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(msg)  # type: ignore[arg-type]
     for note in cat.notes:
         click.echo(f"note: {note}")
-    click.echo(f"{len(cat.datums)} datum(s) ok, {len(cat.broken)} broken, in "
+    ok = len(set(cat.datums) - unusable - set(cat.broken))
+    click.echo(f"{ok} datum(s) ok, {len(set(cat.broken) | unusable)} with problems, in "
                + ", ".join(str(s.path) for s in cat.sources))
     for p in problems:
         click.echo(f"error: {p}", err=True)
@@ -321,7 +328,7 @@ def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
 
     table = Table(box=None, pad_edge=False)
     for col in ("type", "datum", "from", "file"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # a path cut short with "…" is useless
     for r in rows:
         table.add_row(str(r["type"]), str(r["id"]), str(r["origin"]), str(r["path"]))
     out.print(table)

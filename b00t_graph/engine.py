@@ -267,8 +267,11 @@ class Engine:
 
     # --- down -------------------------------------------------------------------------------------
 
-    async def down(self, graph: Graph, *, remove_volumes: bool = False) -> RunResult:
-        """Stop what b00t-graph started, dependents before their dependencies, independent ones at once."""
+    async def down(self, graph: Graph, *, remove_volumes: bool = False, only: set[str] | None = None) -> RunResult:
+        """Stop what b00t-graph started, dependents before their dependencies, independent ones at once.
+
+        ``only`` limits stopping to those nodes (the others keep running), still in dependency order.
+        """
         t0 = anyio.current_time()
         observed = await self.observe(graph)
         res = RunResult(graph=graph, timings={i: NodeTiming(i, Action.NONE) for i in graph.nodes})
@@ -282,7 +285,7 @@ class Engine:
             obs = observed.get(ident, ABSENT)
             rt = self._runtime(node)
             try:
-                if rt is not None and obs.state in (State.RUNNING, State.STOPPED):
+                if rt is not None and obs.state in (State.RUNNING, State.STOPPED) and (only is None or ident in only):
                     self.reporter.event(ident, "stopping", obs.detail)
                     tm.started = tm.runnable
                     async with node_lock(self.state_dir, ident):

@@ -133,6 +133,9 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
             nodes[ident] = _resolve(datum, nodes, env0)
         except EnvError as exc:
             problems.extend(exc.problems)
+            # Keep going with the unresolved text in place, so dependents report their own problems
+            # (not a cascade of "not set" for what this one failed to export).
+            nodes[ident] = _resolve(datum, nodes, env0, strict=False)
     if problems:
         raise EnvError(problems)
     from .runtimes import check_node
@@ -162,12 +165,17 @@ def _ancestors(datum: Datum, nodes: Mapping[str, Node]) -> list[str]:
     return list(seen)
 
 
-def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str]) -> Node:
+def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], strict: bool = True) -> Node:
     inherited: dict[str, str] = {}
-    for dep in _ancestors(datum, nodes):
+    ancestors = _ancestors(datum, nodes)
+    for dep in ancestors:
         inherited.update(nodes[dep].exports)
-    for dep in datum.edges:  # direct dependencies win over farther ones
-        inherited.update(nodes[dep].exports)
+    # Direct dependencies win over farther ones; taken in dependency order so that when one direct
+    # dependency depends on another, its (overriding) export wins whatever the depends_on order.
+    direct = set(datum.edges)
+    for dep in ancestors:
+        if dep in direct:
+            inherited.update(nodes[dep].exports)
 
     problems: list[Problem] = []
     own: dict[str, str] = {}
@@ -220,7 +228,7 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str]) -
         network=s(datum.network, "network"),
         health_check=hc,
     )
-    if problems:
+    if problems and strict:
         raise EnvError(problems)
     health = hc
     if health is None:

@@ -55,7 +55,8 @@ class Catalog:
 
         if target in self.datums or target in self.broken:
             return target
-        matches = sorted(i for i in (*self.datums, *self.broken) if i.rsplit(".", 1)[0] == target)
+        # a set: a duplicate identity is both loaded and broken, and must not look ambiguous with itself
+        matches = sorted({i for i in (*self.datums, *self.broken) if i.rsplit(".", 1)[0] == target})
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -63,13 +64,18 @@ class Catalog:
         raise MissingDependencyError(target, None, self.suggest(target))
 
     def suggest(self, name: str) -> list[str]:
-        """Close identities for a misspelt one."""
-        ids = list(self.datums)
-        out = difflib.get_close_matches(name, ids, n=3, cutoff=0.6)
-        short = {i.rsplit(".", 1)[0]: i for i in ids}
-        for hit in difflib.get_close_matches(name.rsplit(".", 1)[0], list(short), n=3, cutoff=0.75):
-            if short[hit] not in out:
-                out.append(short[hit])
+        """Close identities for a misspelt one, by the name part (same type first).
+
+        Whole identities are not compared: a shared ``.process`` suffix would make
+        every process datum look close to ``qdrnt.process``.
+        """
+        base, _, typ = name.rpartition(".") if "." in name else (name, "", "")
+        by_name: dict[str, list[str]] = {}
+        for ident in sorted(self.datums):
+            by_name.setdefault(ident.rpartition(".")[0], []).append(ident)
+        out: list[str] = []
+        for hit in difflib.get_close_matches(base, list(by_name), n=3, cutoff=0.75):
+            out += sorted(by_name[hit], key=lambda i: i.rpartition(".")[2] != typ)
         return out[:3]
 
 
@@ -220,12 +226,14 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
     file_name, _, file_type = Path(path).name.removesuffix(".toml").rpartition(".")
     if not file_name:
         problems.append(Problem(path, "", "file name must be <name>.<type>.toml (e.g. qdrant.docker.toml)"))
+        file_type = ""  # "foo.toml": "foo" is not a type; say so once, not as "unknown type 'foo'"
     for key, from_file in (("name", file_name), ("type", file_type)):
         val = b00t.get(key)
         if val is None and from_file:
             b00t[key] = from_file
-        elif not isinstance(val, str):
+        elif val is not None and not isinstance(val, str):  # None: the converter says "required"
             problems.append(Problem(path, f"b00t.{key}", f"expected a string, got {_describe(val)}"))
+            b00t[key] = from_file  # reported here; keep the converter from reporting it again
         elif from_file and val != from_file:
             problems.append(Problem(path, f"b00t.{key}",
                                     f"{val!r} differs from the file name's {from_file!r}; rename one to match"))
@@ -266,12 +274,22 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
             problems.append(Problem(path, f"{env_table}.{key}", "not a valid environment variable name"))
 
     # Shell-style strings are accepted where an argv is expected.
+    def split(text: str, key: str) -> list[str]:
+        try:
+            return shlex.split(text)
+        except ValueError as exc:  # an unbalanced quote
+            problems.append(Problem(path, key, f"cannot split into arguments: {exc} (in {text!r})"))
+            return []
+
     for key in ("command", "args", "docker_args"):
         if isinstance(b00t.get(key), str):
-            b00t[key] = shlex.split(b00t[key])
+            b00t[key] = split(b00t[key], f"b00t.{key}")
+    for key in ("health_check", "resources"):  # else cattrs says "expected HealthCheck | None"
+        if key in b00t and not isinstance(b00t[key], dict):
+            problems.append(Problem(path, f"b00t.{key}", f"expected a table, got {_describe(b00t.pop(key))}"))
     hc = b00t.get("health_check")
     if isinstance(hc, dict) and isinstance(hc.get("exec"), str):
-        b00t["health_check"] = {**hc, "exec": shlex.split(hc["exec"])}
+        b00t["health_check"] = {**hc, "exec": split(hc["exec"], "b00t.health_check.exec")}
 
     requirements: list[Requirement] = []
     reqs = b00t.pop("requirements", [])

@@ -6,6 +6,7 @@ Pure functions of data; the CLI chooses where the output goes.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +38,7 @@ def what(node: Node) -> str:
     if s.type == "docker":
         return f"image {s.image}"
     if s.type == "process":
-        return "command " + " ".join([*(s.command or ()), *s.args])
+        return "command " + shlex.join([*(s.command or ()), *s.args])  # quoted: copy-pasteable
     if s.type == "stack":
         return "members " + ", ".join(s.members)
     return ""
@@ -134,7 +135,8 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             "readiness": node.health.probes() if node.health else [],
             "depends_on": list(node.deps), "env": node.env, "exports": node.exports,
             "hint": node.spec.hint, "config_hash": node.config_hash,
-            "state": (obs.state.value if obs else None) if ident not in unavailable else "unknown",
+            # unavailable is keyed by runtime type: every node of an unreachable runtime is "unknown"
+            "state": (obs.state.value if obs else None) if node.type not in unavailable else "unknown",
             "action": actions[ident].name.lower(),
         })
     env: dict[str, str] = {}

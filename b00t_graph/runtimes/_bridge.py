@@ -53,6 +53,25 @@ class AsyncioBridge:
             raise RuntimeError(f"unsupported async library {lib!r}")
         return await self._run_trio(fn)
 
+    def caller_callback(self, fn: Callable[..., None]) -> Callable[..., None]:
+        """Wrap ``fn`` so the asyncio side can call it; it then runs on the caller's thread, never blocking.
+
+        Call this from the caller (asyncio or trio) task; use the result inside coroutines given to :meth:`run`.
+        """
+        if sniffio.current_async_library() != "trio":
+            return fn  # the coroutines run on the caller's own loop
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def call(*args: Any) -> None:
+            try:
+                token.run_sync_soon(fn, *args)
+            except trio.RunFinishedError:
+                pass
+
+        return call
+
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()

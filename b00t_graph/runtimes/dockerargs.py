@@ -221,7 +221,11 @@ class _Builder:
     # each handler takes the flag's value (str for value flags, bool for switches)
 
     def publish(self, v: str) -> None:
-        for port, ip, hp in parse_publish(v):
+        try:
+            ports = parse_publish(v)
+        except _Bad as exc:
+            raise exc if repr(v) in str(exc) else _Bad(f"{v!r}: {exc}") from None
+        for port, ip, hp in ports:
             self.exposed[port] = {}
             self.bindings.setdefault(port, []).append({"HostIp": ip, "HostPort": hp})
 

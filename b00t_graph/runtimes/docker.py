@@ -1,0 +1,781 @@
+"""Docker containers as services, through the Engine API (aiodocker), on asyncio and trio.
+
+What b00t-graph creates carries three labels: ``org.b00t-graph.managed=1``,
+``org.b00t-graph.node=<id>`` and ``org.b00t-graph.config-hash=<hash>``. The
+container is named after the datum; a container of that name without our
+label is *foreign*: it is reported, refused and never touched. Networks and
+named volumes are created with the same labels when absent and are removed
+only if they carry them.
+
+aiodocker runs on asyncio only. Every engine call is an asyncio coroutine that
+:class:`~b00t_graph.runtimes._bridge.AsyncioBridge` awaits directly under
+asyncio, or on a helper loop under trio; aiodocker's and the OS's errors are
+translated into b00t-graph's in one place, :func:`_translate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiodocker
+import aiohttp
+import anyio
+from aiodocker.events import DockerEvents
+from aiodocker.exceptions import DockerError
+
+from ..errors import (
+    B00tGraphError,
+    ConflictError,
+    NodeExited,
+    ReadinessTimeout,
+    RuntimeUnavailable,
+    StartError,
+    StopError,
+)
+from ..events import Reporter, Silent
+from ..graph import Node
+from ..model import HealthCheck
+from ..readiness import wait_ready as probe_loop
+from . import Action, Observed, State
+from ._bridge import AsyncioBridge
+from .dockerargs import ContainerPlan
+from .dockerargs import plan as make_plan
+
+T = TypeVar("T")
+Docker = aiodocker.Docker
+Fail = Callable[[str], B00tGraphError]
+
+MANAGED = "org.b00t-graph.managed"
+NODE = "org.b00t-graph.node"
+HASH = "org.b00t-graph.config-hash"
+
+#: seconds to wait for an engine to answer a ping during discovery
+PING_TIMEOUT = 3.0
+#: seconds for an ordinary engine call (not pull, stop, wait or the event stream)
+API_TIMEOUT = 30.0
+#: a pull that reports nothing for this long is abandoned (no registry, a black-holed network)
+PULL_STALL = 20.0
+#: extra seconds a stop call may take beyond the node's grace period (the kill, the removal)
+STOP_SLACK = 30.0
+
+
+def labels_for(node: Node) -> dict[str, str]:
+    """The labels every object created for ``node`` carries."""
+    return {MANAGED: "1", NODE: node.id, HASH: node.config_hash}
+
+
+def _is_ours(labels: dict[str, str] | None) -> bool:
+    return (labels or {}).get(MANAGED) == "1"
+
+
+@contextmanager
+def _translate(what: str, fail: Fail, where: str) -> Iterator[None]:
+    """The one place where aiodocker's, aiohttp's and the OS's errors become b00t-graph's."""
+    try:
+        yield
+    except DockerError as exc:
+        if exc.status == 900:  # aiodocker's code for "cannot connect"
+            raise RuntimeUnavailable("docker", [where], f"lost the engine while trying to {what}") from None
+        raise fail(f"cannot {what}: {exc.message}") from None
+    except TimeoutError:
+        raise fail(f"cannot {what}: the engine did not answer in time") from None
+    except (OSError, aiohttp.ClientError) as exc:
+        raise RuntimeUnavailable("docker", [where], f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+# --- engine discovery ----------------------------------------------------------------------------
+
+
+def candidates(environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """``(url, how it was found)`` in the order tried. ``DOCKER_HOST``, when set, is the only one."""
+    env = dict(os.environ if environ is None else environ)
+    host = env.get("DOCKER_HOST", "").strip()
+    if host:
+        return [(host, f"DOCKER_HOST={host}")]
+    out = [("unix:///var/run/docker.sock", "/var/run/docker.sock"),
+           ("unix:///run/podman/podman.sock", "/run/podman/podman.sock")]
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg:
+        path = f"{xdg.rstrip('/')}/podman/podman.sock"
+        out.append((f"unix://{path}", path))
+    return out
+
+
+async def _discover() -> tuple[Docker, str]:
+    """The first engine that answers a ping (asyncio side)."""
+    tried: list[str] = []
+    for url, label in candidates():
+        if url.startswith("unix://"):
+            try:
+                mode = os.stat(url.removeprefix("unix://")).st_mode
+            except OSError as exc:
+                tried.append(f"{label} ({exc.strerror or 'cannot stat'})")
+                continue
+            if not stat.S_ISSOCK(mode):
+                tried.append(f"{label} (not a socket)")
+                continue
+        elif not re.match(r"^(tcp|http|https)://", url):
+            tried.append(f"{label} (unsupported scheme: use unix:// or tcp://)")
+            continue
+        try:
+            client = aiodocker.Docker(url=url)
+        except ValueError as exc:
+            tried.append(f"{label} ({exc})")
+            continue
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                await client.version()
+        except DockerError as exc:
+            await client.close()
+            tried.append(f"{label} ({exc.message})")
+            continue
+        except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+            await client.close()
+            why = f"no answer within {PING_TIMEOUT:g}s" if isinstance(exc, TimeoutError) else str(exc)
+            tried.append(f"{label} ({why})")
+            continue
+        except BaseException:
+            await client.close()
+            raise
+        return client, label
+    raise RuntimeUnavailable("docker", tried, "no Docker or Podman engine answered")
+
+
+# --- asyncio-side helpers (they receive the client, run on the bridge's loop) ---------------------
+
+
+async def _inspect(d: Docker, ref: str) -> dict[str, Any] | None:
+    """A container's inspect data, or None when it does not exist."""
+    try:
+        info: dict[str, Any] = await d.containers.container(ref).show()
+    except DockerError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return info
+
+
+async def _tail(d: Docker, ref: str, lines: int) -> str:
+    try:
+        chunks = await d.containers.container(ref).log(stdout=True, stderr=True, tail=lines)
+    except DockerError:
+        return ""
+    return "\n".join("".join(chunks).splitlines()[-lines:])
+
+
+def _foreign_text(info: dict[str, Any]) -> str:
+    name = info.get("Name", "").lstrip("/")
+    image = info.get("Config", {}).get("Image", "?")
+    return (f"a container named {name!r} ({info.get('Id', '')[:12]}, image {image}) exists and was not "
+            "created by b00t-graph")
+
+
+async def _ensure_network(d: Docker, name: str, labels: dict[str, str]) -> None:
+    try:
+        await d.networks.get(name)
+        return
+    except DockerError as exc:
+        if exc.status != 404:
+            raise
+    try:
+        await d.networks.create({"Name": name, "CheckDuplicate": True, "Labels": labels})
+    except DockerError as exc:
+        if exc.status != 409:  # created meanwhile by a concurrent node or process: fine
+            raise
+
+
+async def _volume_labels(d: Docker, name: str) -> dict[str, str] | None:
+    """A volume's labels ({} if none), or None when it does not exist."""
+    try:
+        vol = await d.volumes.get(name)  # type: ignore[no-untyped-call]  # aiodocker's volumes are untyped
+        data: dict[str, Any] = await vol.show()
+    except DockerError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(data.get("Labels") or {})
+
+
+async def _ensure_volume(d: Docker, name: str, labels: dict[str, str]) -> None:
+    if await _volume_labels(d, name) is None:
+        # creating an existing volume is a no-op, so a concurrent creation is harmless
+        await d.volumes.create({"Name": name, "Labels": labels})  # type: ignore[no-untyped-call]
+
+
+async def _create(d: Docker, plan: ContainerPlan, labels: dict[str, str]) -> str:
+    """Networks, volumes, then the container (not started); the container's id."""
+    for attempt in (1, 2):
+        shared = {**labels}
+        for net in plan.networks:
+            await _ensure_network(d, net, shared)
+        for vol in plan.volumes:
+            await _ensure_volume(d, vol, shared)
+        try:
+            container = await d.containers.create(plan.config, name=plan.name)
+        except DockerError as exc:
+            # a network removed by a node stopping at the same moment: make it again, once
+            if exc.status == 404 and "network" in exc.message and attempt == 1:
+                continue
+            raise
+        return container.id
+    raise AssertionError("unreachable")
+
+
+async def _remove_container(d: Docker, ref: str, grace_s: int) -> bool:
+    """Stop (with grace) and remove one of our containers; False if it is absent or not ours."""
+    info = await _inspect(d, ref)
+    if info is None or not _is_ours(info["Config"].get("Labels")):
+        return False
+    c = d.containers.container(info["Id"])
+    try:
+        if info["State"].get("Running"):
+            async with asyncio.timeout(grace_s + STOP_SLACK):
+                await c.stop(t=grace_s)
+        await c.delete(force=True)
+    except DockerError as exc:
+        if exc.status not in (404, 409):  # 409: removal already in progress
+            raise
+    return True
+
+
+def _event_since(ev: dict[str, Any], fallback: str) -> str:
+    nano = ev.get("timeNano")
+    if isinstance(nano, int):
+        return f"{nano // 10**9}.{nano % 10**9:09d}"
+    return fallback
+
+
+def _started_since(state: dict[str, Any]) -> str:
+    """The container's start time as an events ``since`` value (its current run only)."""
+    text = str(state.get("StartedAt") or "")
+    try:
+        return f"{datetime.fromisoformat(text.replace('Z', '+00:00')).timestamp():.6f}"
+    except ValueError:
+        return f"{time.time() - 1:.6f}"
+
+
+def _health_output(state: dict[str, Any]) -> str:
+    log = (state.get("Health") or {}).get("Log") or []
+    if not log:
+        return ""
+    last = log[-1]
+    out = str(last.get("Output", "")).strip()
+    return f"exit {last.get('ExitCode')}" + (f": {out}" if out else "")
+
+
+async def _follow_health(d: Docker, cid: str, state: dict[str, Any]) -> tuple[str, str]:
+    """Follow a container's HEALTHCHECK through the event stream: ``(healthy|unhealthy|exited, detail)``.
+
+    The stream is opened from the container's start, so nothing between the
+    inspect and the subscription is missed; if the engine drops the stream it
+    is opened again from the last event seen.
+    """
+    since = _started_since(state)
+    filters = {"type": ["container"], "container": [cid], "event": ["health_status", "die", "destroy"]}
+    while True:
+        events = DockerEvents(d)  # type: ignore[no-untyped-call]  # one stream per wait, its own channel
+        sub = events.subscribe(filters=filters, since=since)  # type: ignore[no-untyped-call]
+        try:
+            info = await _inspect(d, cid)
+            if info is None:
+                return "exited", "container removed"
+            cur = info["State"]
+            status = (cur.get("Health") or {}).get("Status")
+            if status == "healthy":
+                return "healthy", ""
+            if status == "unhealthy":
+                return "unhealthy", _health_output(cur)
+            if not cur.get("Running"):
+                return "exited", ""
+            while True:
+                ev = await sub.get()
+                if ev is None:
+                    break  # the stream ended: resubscribe from the last event seen
+                since = _event_since(ev, since)
+                action = str(ev.get("Action") or ev.get("status") or "")
+                if action.startswith("health_status"):
+                    verdict = action.partition(":")[2].strip()
+                    if verdict == "healthy":
+                        return "healthy", ""
+                    if verdict == "unhealthy":
+                        again = await _inspect(d, cid)
+                        return "unhealthy", _health_output(again["State"]) if again else ""
+                elif action in ("die", "destroy"):
+                    return "exited", ""
+        finally:
+            await events.stop()  # type: ignore[no-untyped-call]
+        await asyncio.sleep(0.2)  # do not spin if the engine keeps closing the stream
+
+
+# --- the runtime ---------------------------------------------------------------------------------
+
+
+class DockerRuntime:
+    """The ``docker`` datum type: one container per datum, named after it."""
+
+    name = "docker"
+
+    def __init__(self, *, state_dir: Path | None = None, reporter: Reporter | None = None,
+                 pull_stall: float = PULL_STALL, **_: object) -> None:
+        self.reporter: Reporter = reporter or Silent()
+        self.pull_stall = pull_stall
+        self._bridge = AsyncioBridge("b00t-graph-docker")
+        self._docker: Docker | None = None
+        self._where = "docker"
+        self._lock: anyio.Lock | None = None
+        self._plans: dict[str, tuple[str, ContainerPlan]] = {}
+        self._precreated: dict[str, str] = {}  # node → container created by prepare(), not started yet
+        self._ids: dict[str, str] = {}  # node → the container id we last started or inspected
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def _client(self) -> Docker:
+        if self._docker is not None:
+            return self._docker
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self._docker is None:  # another task may have connected while we waited
+                docker, self._where = await self._bridge.run(_discover)
+                self._docker = docker
+            return self._docker
+
+    async def _call(self, what: str, fail: Fail, fn: Callable[[Docker], Coroutine[Any, Any, T]], *,
+                    timeout: float | None = API_TIMEOUT) -> T:
+        """Run ``fn(client)`` on the engine's loop, bounded by ``timeout``, errors translated."""
+        docker = await self._client()
+
+        async def guarded() -> T:
+            if timeout is None:
+                return await fn(docker)
+            async with asyncio.timeout(timeout):
+                return await fn(docker)
+
+        with _translate(what, fail, self._where):
+            return await self._bridge.run(guarded)
+
+    def _unavailable(self, msg: str) -> B00tGraphError:
+        return RuntimeUnavailable("docker", [self._where], msg)
+
+    def _plan(self, node: Node) -> ContainerPlan:
+        cached = self._plans.get(node.id)
+        if cached is None or cached[0] != node.config_hash:
+            cached = (node.config_hash, make_plan(node, labels_for(node)))
+            self._plans[node.id] = cached
+        return cached[1]
+
+    async def aclose(self) -> None:
+        docker, self._docker = self._docker, None
+
+        async def close() -> None:
+            if docker is not None:
+                await docker.close()
+
+        await self._bridge.aclose(close)
+
+    # --- observe ----------------------------------------------------------------------------------
+
+    async def observe(self, nodes: Sequence[Node]) -> dict[str, Observed]:
+        """One list call for all our containers, one more for foreign name-holders if any is missing."""
+        if not nodes:
+            return {}
+        names = [n.spec.name for n in nodes]
+
+        async def look(d: Docker) -> tuple[dict[str, Any], dict[str, Any]]:
+            ours: dict[str, Any] = {}
+            for c in await d.containers.list(all=True, filters={"label": [f"{MANAGED}=1"]}):
+                for nm in c["Names"] or ():
+                    ours[nm.lstrip("/")] = c
+            missing = [nm for nm in names if nm not in ours]
+            foreign: dict[str, Any] = {}
+            if missing:
+                # the engine matches names by regular expression against "/name"
+                pattern = [f"^/{re.escape(nm)}$" for nm in missing]
+                for c in await d.containers.list(all=True, filters={"name": pattern}):
+                    if _is_ours(c["Labels"]):
+                        continue
+                    for nm in c["Names"] or ():
+                        if nm.lstrip("/") in missing:
+                            foreign[nm.lstrip("/")] = c
+            return ours, foreign
+
+        ours, foreign = await self._call("list containers", self._unavailable, look)
+        out: dict[str, Observed] = {}
+        for node in nodes:
+            nm = node.spec.name
+            if nm in ours:
+                c = ours[nm]
+                state = str(c["State"])
+                running = state in ("running", "restarting", "paused")
+                status = str(c["Status"] or state) if state != "created" else "created, not started"
+                out[node.id] = Observed(State.RUNNING if running else State.STOPPED,
+                                        (c["Labels"] or {}).get(HASH), c.id, f"container {c.id[:12]}: {status}")
+            elif nm in foreign:
+                c = foreign[nm]
+                out[node.id] = Observed(State.FOREIGN, None, c.id,
+                                        f"a container named {nm!r} ({c.id[:12]}, image {c['Image']}) exists and "
+                                        "was not created by b00t-graph")
+            else:
+                out[node.id] = Observed(State.ABSENT)
+        return out
+
+    # --- prepare ----------------------------------------------------------------------------------
+
+    async def prepare(self, node: Node, action: Action) -> None:
+        """Make sure the image is here (pulling it if needed); for CREATE, create the container ahead."""
+        if action not in (Action.CREATE, Action.RECREATE):
+            return
+        plan = self._plan(node)
+        await self._ensure_image(node, plan)
+        if action is Action.CREATE:
+            try:
+                cid = await self._call("create the container", lambda m: StartError(node.id, m),
+                                       lambda d: _create(d, plan, labels_for(node)))
+            except B00tGraphError:
+                return  # start() tries again and reports the error there, where the engine expects it
+            self._precreated[node.id] = cid
+            self.reporter.event(node.id, "preparing", f"container {cid[:12]} created, waiting for dependencies")
+
+    async def _ensure_image(self, node: Node, plan: ContainerPlan) -> None:
+        def fail(msg: str) -> B00tGraphError:
+            return StartError(node.id, f"image {plan.image!r} for {node.spec.name!r}: {msg}")
+
+        async def present(d: Docker) -> bool:
+            try:
+                await d.images.inspect(plan.image)
+            except DockerError as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        if await self._call("inspect the image", fail, present) and plan.pull != "always":
+            return
+        if plan.pull == "never":
+            raise StartError(node.id, f"image {plan.image!r} for {node.spec.name!r} is not present locally "
+                             "and docker_args say --pull=never")
+        await self._pull(node, plan, fail)
+
+    async def _pull(self, node: Node, plan: ContainerPlan, fail: Fail) -> None:
+        report = self._bridge.caller_callback(self.reporter.event)
+        stall = self.pull_stall
+
+        async def pull(d: Docker) -> None:
+            report(node.id, "pulling", plan.image)
+            stream: Any = d.images.pull(plan.image, stream=True, platform=plan.platform).__aiter__()
+            layers: dict[str, str] = {}
+            last = 0.0
+            while True:
+                try:
+                    async with asyncio.timeout(stall):
+                        msg = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    await stream.aclose()
+                    raise DockerError(504, f"the pull reported nothing for {stall:g}s; is a registry reachable?"
+                                      ) from None
+                layer, status = str(msg.get("id", "")), str(msg.get("status", ""))
+                now = time.monotonic()
+                changed = layers.get(layer) != status
+                layers[layer] = status
+                if changed or now - last > 0.5:
+                    last = now
+                    text = f"{layer}: {status}" if layer else status
+                    if msg.get("progress"):
+                        text += f" {msg['progress']}"
+                    report(node.id, "pulling", text)
+            report(node.id, "pulling", f"{plan.image}: done")
+
+        await self._call("pull", fail, pull, timeout=None)
+
+    # --- start ------------------------------------------------------------------------------------
+
+    async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
+        if observed.state is State.FOREIGN:
+            raise ConflictError(node.id, f"{observed.detail or 'the name is taken'}; it is left untouched: "
+                                "remove or rename it, or rename the datum")
+        plan = self._plan(node)
+        labels = labels_for(node)
+        grace = math.ceil(node.spec.stop_grace_ms / 1000)
+        pre = self._precreated.pop(node.id, None)
+
+        def fail(msg: str) -> B00tGraphError:
+            return StartError(node.id, msg)
+
+        async def bring_up(d: Docker) -> str:
+            if action is Action.START:
+                info = await _inspect(d, observed.ref or plan.name)
+                if info is None:
+                    info = await _inspect(d, plan.name)
+                if info is None:
+                    return await fresh(d)
+                if not _is_ours(info["Config"].get("Labels")):
+                    raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
+                await d.containers.container(info["Id"]).start()
+                return str(info["Id"])
+            if action is Action.RECREATE or observed.state in (State.RUNNING, State.STOPPED):
+                for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
+                    info = await _inspect(d, ref)
+                    if info is not None and not _is_ours(info["Config"].get("Labels")):
+                        raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
+                    await _remove_container(d, ref, grace)
+            elif pre is not None:
+                info = await _inspect(d, pre)
+                if info is not None and (info["Config"].get("Labels") or {}).get(HASH) == node.config_hash:
+                    return await start_new(d, pre)
+            return await fresh(d)
+
+        async def fresh(d: Docker) -> str:
+            try:
+                cid = await _create(d, plan, labels)
+            except DockerError as exc:
+                if exc.status != 409:
+                    raise
+                return await adopt(d)
+            return await start_new(d, cid)
+
+        async def adopt(d: Docker) -> str:
+            # Another process created the name between our look and our create. The engine reserves
+            # a name before the container can be inspected, so look again for a moment.
+            for _ in range(100):
+                info = await _inspect(d, plan.name)
+                if info is not None:
+                    break
+                try:
+                    return await start_new(d, await _create(d, plan, labels))
+                except DockerError as exc:
+                    if exc.status != 409:
+                        raise
+                await asyncio.sleep(0.05)
+            else:
+                raise StartError(node.id, f"the name {plan.name!r} stays reserved by the engine but no "
+                                 "container of that name can be inspected")
+            theirs = info["Config"].get("Labels") or {}
+            if not _is_ours(theirs):
+                raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched: remove or rename "
+                                    "it, or rename the datum")
+            if theirs.get(HASH) != node.config_hash:
+                raise StartError(node.id, f"another b00t-graph run created {plan.name!r} at the same time with "
+                                 f"a different configuration (hash {theirs.get(HASH)}); run up again")
+            if not info["State"].get("Running"):
+                await d.containers.container(info["Id"]).start()
+            return str(info["Id"])
+
+        async def start_new(d: Docker, cid: str) -> str:
+            try:
+                await d.containers.container(cid).start()
+            except DockerError:
+                # never leave a half-made container holding the name: the next `up` starts clean
+                try:
+                    await d.containers.container(cid).delete(force=True)
+                except DockerError:
+                    pass
+                raise
+            return cid
+
+        cid = await self._call("start the container", fail, bring_up, timeout=API_TIMEOUT + grace + STOP_SLACK)
+        self._ids[node.id] = cid
+        return Observed(State.RUNNING, node.config_hash, cid, f"container {cid[:12]}")
+
+    # --- readiness (ProbeHost) -------------------------------------------------------------------
+
+    async def _container(self, node: Node) -> dict[str, Any]:
+        """Inspect data of the node's container, which must exist and be ours."""
+        def fail(msg: str) -> B00tGraphError:
+            return NodeExited(node.id, msg)
+
+        ref = self._ids.get(node.id) or node.spec.name
+
+        async def look(d: Docker) -> dict[str, Any] | None:
+            info = await _inspect(d, ref)
+            if info is None and ref != node.spec.name:
+                info = await _inspect(d, node.spec.name)
+            return info
+
+        info = await self._call("inspect the container", fail, look)
+        if info is None:
+            raise NodeExited(node.id, f"container {node.spec.name!r} does not exist (removed?)")
+        if not _is_ours(info["Config"].get("Labels")):
+            raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
+        self._ids[node.id] = str(info["Id"])
+        return info
+
+    async def _exited(self, node: Node, info: dict[str, Any] | None = None) -> NodeExited:
+        """A NodeExited describing how the container ended, with its log tail."""
+        if info is None:
+            try:
+                info = await self._container(node)
+            except NodeExited as exc:
+                return exc
+        st = info["State"]
+        code = st.get("ExitCode")
+        why = f"container exited with code {code}"
+        if st.get("OOMKilled"):
+            why += " (killed: out of memory)"
+        if st.get("Error"):
+            why += f": {st['Error']}"
+        if st.get("Restarting"):
+            why += " and is restarting (restart policy)"
+        return NodeExited(node.id, why, await self.logs(node))
+
+    async def alive(self, node: Node) -> None:
+        info = await self._container(node)
+        st = info["State"]
+        if not st.get("Running") or st.get("Restarting"):
+            raise await self._exited(node, info)
+
+    async def exec(self, node: Node, argv: list[str], timeout: float) -> int:
+        ref = self._ids.get(node.id) or node.spec.name
+
+        async def run(d: Docker) -> int:
+            ex = await d.containers.container(ref).exec(argv, stdout=True, stderr=True)
+            async with ex.start(detach=False) as stream:
+                while await stream.read_out() is not None:
+                    pass
+            while True:  # the exit code lands shortly after the output ends
+                data = await ex.inspect()
+                if not data.get("Running"):
+                    return int(data.get("ExitCode") or 0)
+                await asyncio.sleep(0.005)
+
+        def fail(msg: str) -> B00tGraphError:
+            return StartError(node.id, msg)
+
+        with anyio.fail_after(timeout):
+            try:
+                return await self._call("exec in the container", fail, run, timeout=None)
+            except StartError as exc:
+                if "not running" in exc.reason or "No such container" in exc.reason:
+                    raise await self._exited(node) from None
+                # a probe failure, not a node failure: readiness retries it
+                raise OSError(exc.reason) from None
+
+    async def logs(self, node: Node, lines: int = 20) -> str:
+        ref = self._ids.get(node.id) or node.spec.name
+        try:
+            return await self._call("read the log", self._unavailable, lambda d: _tail(d, ref, lines))
+        except B00tGraphError:
+            return ""
+
+    async def wait_ready(self, node: Node) -> str:
+        """Probes if the datum has any; else the image's HEALTHCHECK via engine events; an exit fails at once."""
+        info = await self._container(node)
+        st = info["State"]
+        if not st.get("Running") or st.get("Restarting"):
+            raise await self._exited(node, info)
+        cid = str(info["Id"])
+        hc = node.health
+        if hc is not None and hc.probes():
+            return await self._until_exit(node, cid, lambda: probe_loop(node, self))
+        if st.get("Health") is not None and (hc is None or hc.docker):
+            return await self._until_exit(node, cid, lambda: self._docker_health(node, cid, st, hc))
+        return await self._until_exit(node, cid, lambda: probe_loop(node, self))
+
+    async def _docker_health(self, node: Node, cid: str, state: dict[str, Any], hc: HealthCheck | None) -> str:
+        limit = (hc or HealthCheck()).timeout_ms / 1000
+
+        def fail(msg: str) -> B00tGraphError:
+            return ReadinessTimeout(node.id, msg)
+
+        try:
+            with anyio.fail_after(limit):
+                verdict, detail = await self._call("follow the container's health", fail,
+                                                   lambda d: _follow_health(d, cid, state), timeout=None)
+        except TimeoutError:
+            raise ReadinessTimeout(node.id, f"docker HEALTHCHECK did not report healthy within {limit:g}s",
+                                   await self.logs(node)) from None
+        if verdict == "healthy":
+            return "docker HEALTHCHECK healthy"
+        if verdict == "unhealthy":
+            raise ReadinessTimeout(node.id, "docker HEALTHCHECK reported unhealthy"
+                                   + (f" (last check: {detail})" if detail else ""), await self.logs(node))
+        raise await self._exited(node)
+
+    async def _until_exit(self, node: Node, cid: str, main: Callable[[], Coroutine[Any, Any, str]]) -> str:
+        """Run ``main`` while watching the container: if it exits first, fail at once with NodeExited."""
+        outcome: list[str | B00tGraphError] = []
+
+        async def run_main() -> None:
+            try:
+                outcome.append(await main())
+            except B00tGraphError as exc:
+                outcome.append(exc)
+            tg.cancel_scope.cancel()
+
+        async def watch() -> None:
+            def fail(msg: str) -> B00tGraphError:
+                return NodeExited(node.id, msg)
+
+            async def wait(d: Docker) -> None:
+                try:
+                    await d.containers.container(cid).wait(condition="not-running")
+                except DockerError as exc:
+                    if exc.status != 404:
+                        raise
+
+            try:
+                await self._call("wait for the container", fail, wait, timeout=None)
+                outcome.append(await self._exited(node))
+            except B00tGraphError as exc:
+                outcome.append(exc)
+            tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            tg.start_soon(run_main)
+        result = outcome[0]
+        if isinstance(result, B00tGraphError):
+            raise result
+        return result
+
+    # --- stop -------------------------------------------------------------------------------------
+
+    async def stop(self, node: Node, observed: Observed, *, remove_volumes: bool = False) -> None:
+        plan = self._plan(node)
+        grace = math.ceil(node.spec.stop_grace_ms / 1000)
+        kept: list[str] = []
+
+        def fail(msg: str) -> B00tGraphError:
+            return StopError(node.id, msg)
+
+        async def down(d: Docker) -> None:
+            for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
+                await _remove_container(d, ref, grace)
+            for net in plan.networks:
+                try:
+                    data = await (await d.networks.get(net)).show()
+                    if _is_ours(data.get("Labels")) and not data.get("Containers"):
+                        await (await d.networks.get(net)).delete()
+                except DockerError as exc:
+                    if exc.status not in (403, 404, 409):  # gone, or joined meanwhile: leave it
+                        raise
+            if remove_volumes:
+                for vol in plan.volumes:
+                    labels = await _volume_labels(d, vol)
+                    if labels is None or not _is_ours(labels) or labels.get(NODE) != node.id:
+                        continue  # not made for this node: never ours to remove
+                    try:
+                        v = await d.volumes.get(vol)  # type: ignore[no-untyped-call]
+                        await v.delete()
+                    except DockerError as exc:
+                        if exc.status == 409:
+                            kept.append(vol)
+                        elif exc.status != 404:
+                            raise
+
+        await self._call("stop the container", fail, down, timeout=API_TIMEOUT + grace + STOP_SLACK)
+        self._ids.pop(node.id, None)
+        self._precreated.pop(node.id, None)
+        for vol in kept:
+            self.reporter.event(node.id, "stopped", f"volume {vol} kept: still in use by another container")

@@ -1,0 +1,605 @@
+"""b00t-graph against docker-compose on the same engine, the same image and the same readiness definition.
+
+Each scenario is one spec (services, their dependencies, their start delays)
+generated into both forms: a folder of ``docker`` datums and a compose file
+(format 2.4, ``depends_on: condition: service_healthy``, a ``healthcheck`` on
+every service). Every container, from either tool, runs the locally built
+``b00t-graph-test/busybox:1`` with the same command, publishes the same port
+and sits on a user-defined bridge network of its tool's own::
+
+    sh -c "trap 'exit 0' TERM; sleep D & wait; httpd -f -p 80 -h /www & wait"
+
+(the ``trap``/``wait`` is there so the shell, as PID 1, stops at once on
+``docker stop`` for both tools, instead of each paying a 10 s kill timeout).
+
+Ready means "``GET /`` on the service's httpd answers 200" for both tools,
+each checking it the way its users would:
+
+* compose: the container's HEALTHCHECK ``wget -q -O /dev/null http://127.0.0.1/``
+  (interval 1 s, timeout 1 s, retries 60 — a careful user's settings; Engine
+  20.10 has no ``start_interval``, which needs Engine 25);
+* b00t-graph: its own HTTP probe of the published port (``http_url``), or with
+  ``--b00t-probe exec`` the very same ``wget`` run inside the container.
+
+Measures, per scenario, the tools alternating (A B, then B A, …):
+cold ``up`` until every service is ready, warm ``up`` when all already run,
+``down``; and, for b00t-graph, in-process ``ensure()`` on asyncio and trio
+when all run. compose is "done" when ``docker-compose up -d`` has returned
+*and* every container is healthy, taken from the engine's event stream (no
+polling error). Every container, network and volume made is removed at the
+end, also on Ctrl-C or an error (a sweep of the ``b00tbench-`` prefix).
+
+    python benchmarks/bench_compose.py [--quick] [--runs N] [--scenarios small,deep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import benchlib as bl
+import dockerapi as api
+
+IMAGE = "b00t-graph-test/busybox:1"
+PREFIX = "b00tbench-"
+BUILD_SH = bl.HERE.parent / "tests" / "images" / "build.sh"
+WGET = ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+RUN_TIMEOUT = 180.0
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    delay: float
+    deps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    services: tuple[Service, ...]  # topological order
+
+    @property
+    def dag(self) -> bl.Dag:
+        return {s.name: s.deps for s in self.services}
+
+    @property
+    def delays(self) -> dict[str, float]:
+        return {s.name: s.delay for s in self.services}
+
+    def critical_path(self, per_hop: float = 0.0) -> tuple[float, list[str]]:
+        """The heaviest chain of delays (+ ``per_hop`` per service): nothing can be ready sooner."""
+        return bl.longest_path(self.dag, {k: v + per_hop for k, v in self.delays.items()})
+
+
+def _layered(seed: int = 5) -> Scenario:
+    rnd = random.Random(seed)
+    sizes = (6, 10, 8, 6)
+    levels: list[list[str]] = []
+    services = []
+    for li, size in enumerate(sizes):
+        level = []
+        for j in range(size):
+            name = f"l{li}-{j:02d}"
+            # uneven: most services are quick, about one in four is slow
+            delay = rnd.uniform(1.2, 2.4) if rnd.random() < 0.25 else rnd.uniform(0.1, 0.6)
+            deps: list[str] = []
+            if li:
+                deps = rnd.sample(levels[li - 1], rnd.randint(1, 3))  # mixed fan-in
+                if li > 1 and rnd.random() < 0.3:
+                    deps.append(rnd.choice(levels[li - 2]))
+            services.append(Service(name, round(delay, 2), tuple(dict.fromkeys(deps))))
+            level.append(name)
+        levels.append(level)
+    return Scenario("layered", "30 services in 4 layers (6/10/8/6), 1–4 dependencies each, uneven delays",
+                    tuple(services))
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "small": Scenario("small", "2 services + 1 dependent (the seed's qdrant, ollama → grok-guru)", (
+        Service("store", 1.0), Service("models", 1.5), Service("api", 0.5, ("store", "models")))),
+    "wide": Scenario("wide", "20 independent services", tuple(
+        Service(f"w{i:02d}", round(0.2 + (i * 7 % 20) * 0.1, 2)) for i in range(20))),
+    "deep": Scenario("deep", "a chain of 8", tuple(
+        Service(f"d{i}", d, (f"d{i - 1}",) if i else ())
+        for i, d in enumerate((0.3, 0.5, 0.2, 0.4, 0.3, 0.2, 0.5, 0.3)))),
+    "layered": _layered(),
+}
+
+
+# --- generation ----------------------------------------------------------------------------------
+
+
+def command(delay: float) -> list[str]:
+    return ["sh", "-c", f"trap 'exit 0' TERM; sleep {delay:g} & wait; httpd -f -p 80 -h /www & wait"]
+
+
+@dataclass
+class Generated:
+    scenario: Scenario
+    datums: Path
+    target: str
+    compose_file: Path
+    project: str
+    b00t_prefix: str
+    ports: dict[str, int]
+
+    def b00t_name(self, svc: str) -> str:
+        return f"{self.b00t_prefix}{svc}"
+
+    def compose_container(self, svc: str) -> str:
+        return f"{self.project}_{svc}_1"
+
+
+def _toml_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(x) for x in items) + "]"
+
+
+def generate(sc: Scenario, root: Path, port_base: int, probe: str, interval: str) -> Generated:
+    """Write the datum folder and the compose file of one scenario under ``root``."""
+    b00t_prefix = f"{PREFIX}b-{sc.name}-"
+    network = f"{PREFIX}b-{sc.name}"
+    gen = Generated(sc, root / f"{sc.name}-datums", f"{PREFIX}b-{sc.name}.stack", root / f"{sc.name}.compose.yml",
+                    f"{PREFIX}c-{sc.name}", b00t_prefix,
+                    {s.name: port_base + i for i, s in enumerate(sc.services)})
+    gen.datums.mkdir(parents=True, exist_ok=True)
+    for s in sc.services:
+        port = gen.ports[s.name]
+        probe_line = (f'http_url = "http://127.0.0.1:{port}/"' if probe == "http"
+                      else f"exec = {_toml_list(WGET)}")
+        text = "\n".join([
+            "# generated by benchmarks/bench_compose.py",
+            "[b00t]",
+            f'name = "{gen.b00t_name(s.name)}"',
+            'type = "docker"',
+            f'image = "{IMAGE}"',
+            f"command = {_toml_list(command(s.delay))}",
+            f'ports = ["127.0.0.1:{port}:80"]',
+            f'network = "{network}"',
+            f"depends_on = {_toml_list([gen.b00t_name(d) + '.docker' for d in s.deps])}",
+            "",
+            "[b00t.health_check]",
+            probe_line,
+            "interval_ms = 1000",
+            "probe_timeout_ms = 1000",
+            "timeout_ms = 60000",
+            "",
+        ])
+        (gen.datums / f"{gen.b00t_name(s.name)}.docker.toml").write_text(text)
+    members = _toml_list([gen.b00t_name(s.name) + ".docker" for s in sc.services])
+    (gen.datums / f"{gen.target}.toml").write_text(
+        f'[b00t]\nname = "{PREFIX}b-{sc.name}"\ntype = "stack"\nmembers = {members}\n')
+
+    lines = ["# generated by benchmarks/bench_compose.py", 'version: "2.4"', "services:"]
+    for s in sc.services:
+        lines += [
+            f"  {s.name}:",
+            f"    image: {IMAGE}",
+            f"    command: {json.dumps(command(s.delay))}",
+            f'    ports: ["127.0.0.1:{gen.ports[s.name]}:80"]',
+            "    healthcheck:",
+            f"      test: {json.dumps(['CMD', *WGET])}",
+            f"      interval: {interval}",
+            "      timeout: 1s",
+            "      retries: 60",
+        ]
+        if s.deps:
+            lines.append("    depends_on:")
+            for d in s.deps:
+                lines += [f"      {d}:", "        condition: service_healthy"]
+    gen.compose_file.write_text("\n".join(lines) + "\n")
+    return gen
+
+
+# --- running the tools ---------------------------------------------------------------------------
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Tool:
+    """How to drive one tool; each method returns the measured wall time in seconds."""
+
+    name: str
+    gen: Generated
+    state_dir: Path
+    log: Callable[[str], None]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT
+         ) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, capture_output=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RunFailed(f"{' '.join(argv[:6])}… timed out after {timeout:g}s") from exc
+    return time.perf_counter() - t, proc
+
+
+def _tail(b: bytes, n: int = 15) -> str:
+    return "\n".join(b.decode(errors="replace").splitlines()[-n:])
+
+
+def _running(prefix: str) -> dict[str, str]:
+    return {name: c["State"] for c in api.containers({"name": [prefix]})
+            for name in [(c.get("Names") or ["?"])[0].lstrip("/")] if name.startswith(prefix)}
+
+
+def _check_serving(gen: Generated) -> None:
+    for svc, port in gen.ports.items():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                if r.status != 200:
+                    raise RunFailed(f"{svc}: HTTP {r.status} after up")
+        except (OSError, urllib.error.URLError) as exc:
+            raise RunFailed(f"{svc} (port {port}) does not answer after up: {exc}") from exc
+
+
+class B00t:
+    def __init__(self, gen: Generated, state_dir: Path, network: str = "own") -> None:
+        self.gen = gen
+        self.state_dir = state_dir
+        self.network_mode = network
+        self.network = f"{PREFIX}b-{gen.scenario.name}"
+        self.env = {**os.environ, "B00T_GRAPH_STATE_DIR": str(state_dir)}
+        self.env.pop("B00T_DEBUG", None)
+        self.last_timings: dict[str, Any] | None = None
+
+    def before(self) -> None:
+        """Untimed: with ``--b00t-network precreated`` the bench makes the network b00t-graph's nodes join."""
+        if self.network_mode == "precreated" and not api.names_with_prefix("networks", self.network):
+            api.call("POST", "/networks/create", body={"Name": self.network, "CheckDuplicate": True})
+
+    def after(self) -> None:
+        if self.network_mode == "precreated":
+            for nid, name in api.names_with_prefix("networks", self.network):
+                if name == self.network:
+                    api.call("DELETE", f"/networks/{nid}")
+
+    def _cli(self, verb: str, *extra: str) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+        return _run([sys.executable, "-m", "b00t_graph", verb, "--datums", str(self.gen.datums),
+                     "--state-dir", str(self.state_dir), "-q", *extra, self.gen.target], self.env)
+
+    def up(self) -> float:
+        tj = self.state_dir / "timings.json"
+        wall, proc = self._cli("up", "--timings-json", str(tj))
+        if proc.returncode != 0:
+            raise RunFailed(f"b00t-graph up exited {proc.returncode}:\n{_tail(proc.stderr)}")
+        self.last_timings = json.loads(tj.read_text()) if tj.exists() else None
+        states = _running(self.gen.b00t_prefix)
+        if len(states) != len(self.gen.ports) or set(states.values()) != {"running"}:
+            raise RunFailed(f"after b00t-graph up: {states}")
+        _check_serving(self.gen)
+        return wall
+
+    def down(self) -> float:
+        wall, proc = self._cli("down")
+        if proc.returncode != 0:
+            raise RunFailed(f"b00t-graph down exited {proc.returncode}:\n{_tail(proc.stderr)}")
+        return wall
+
+    def leftovers(self) -> list[str]:
+        return ([n for _, n in api.names_with_prefix("containers", self.gen.b00t_prefix)]
+                + [n for _, n in api.names_with_prefix("networks", f"{PREFIX}b-{self.gen.scenario.name}")])
+
+    def ensure(self, backend: str, times: int) -> list[float]:
+        """In-process ``ensure()`` latency, ``times`` calls on one event loop, everything already running."""
+        import anyio
+
+        from b00t_graph import ensure
+
+        async def go() -> list[float]:
+            out = []
+            for _ in range(times):
+                t = time.perf_counter()
+                await ensure(self.gen.target, datums=self.gen.datums, state_dir=self.state_dir)
+                out.append(time.perf_counter() - t)
+            return out
+
+        result: list[float] = anyio.run(go, backend=backend)
+        return result
+
+
+class Compose:
+    def __init__(self, gen: Generated) -> None:
+        self.gen = gen
+        self.base = ["docker-compose", "--no-ansi", "-p", gen.project, "-f", str(gen.compose_file)]
+        self.label = f"com.docker.compose.project={gen.project}"
+        self.names = [gen.compose_container(s.name) for s in gen.scenario.services]
+
+    def before(self) -> None:
+        return None
+
+    def after(self) -> None:
+        return None
+
+    def up(self) -> float:
+        with api.HealthWatch(self.label) as watch:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([*self.base, "up", "-d"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                out, err = proc.communicate(timeout=RUN_TIMEOUT)
+            except subprocess.TimeoutExpired as exc:
+                proc.kill()
+                proc.communicate()
+                raise RunFailed(f"docker-compose up -d timed out after {RUN_TIMEOUT:g}s") from exc
+            t_exit = time.perf_counter()
+            if proc.returncode != 0:
+                raise RunFailed(f"docker-compose up -d exited {proc.returncode}:\n{_tail(err)}")
+            healthy_now = {(c.get("Names") or ["?"])[0].lstrip("/") for c in api.containers({"label": [self.label]})
+                           if "(healthy)" in str(c.get("Status"))}
+            pending = [n for n in self.names if n not in healthy_now]
+            if not watch.wait_for(pending, t0 + RUN_TIMEOUT):
+                missing = [n for n in pending if n not in watch.healthy_at]
+                raise RunFailed(f"compose: not healthy within {RUN_TIMEOUT:g}s: {missing}")
+            done = max([t_exit, *(watch.healthy_at[n] for n in pending)])
+        _check_serving(self.gen)
+        return done - t0
+
+    def down(self) -> float:
+        wall, proc = _run([*self.base, "down"])
+        if proc.returncode != 0:
+            raise RunFailed(f"docker-compose down exited {proc.returncode}:\n{_tail(proc.stderr)}")
+        return wall
+
+    def leftovers(self) -> list[str]:
+        return ([n for _, n in api.names_with_prefix("containers", self.gen.project)]
+                + [n for _, n in api.names_with_prefix("networks", self.gen.project)])
+
+
+# --- fixed costs ---------------------------------------------------------------------------------
+
+
+def engine_start_cost(port: int, times: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """What the Docker engine itself takes to start one pre-created container like ours, and until it serves.
+
+    b00t-graph creates containers while their dependencies come up, so only the
+    start call sits on the critical path; ``start→serving`` adds the time until
+    httpd answers (a zero-delay container) as seen from the host.
+    """
+    net = f"{PREFIX}startcost"
+    nets = []
+    for _ in range(3):
+        t = time.perf_counter()
+        api.call("POST", "/networks/create", body={"Name": net, "CheckDuplicate": True})
+        t1 = time.perf_counter()
+        api.call("DELETE", f"/networks/{net}")
+        nets.append((t1 - t, time.perf_counter() - t1))
+    api.call("POST", "/networks/create", body={"Name": net, "CheckDuplicate": True})
+    starts, serving, creates = [], [], []
+    try:
+        for i in range(times):
+            body = {"Image": IMAGE, "Cmd": command(0), "ExposedPorts": {"80/tcp": {}},
+                    "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]},
+                                   "NetworkMode": net}}
+            t = time.perf_counter()
+            cid = api.call("POST", "/containers/create", {"name": f"{PREFIX}startcost-{i}"}, body=body)["Id"]
+            creates.append(time.perf_counter() - t)
+            try:
+                t = time.perf_counter()
+                api.call("POST", f"/containers/{cid}/start")
+                starts.append(time.perf_counter() - t)
+                while time.perf_counter() - t < 10:
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                            if r.status == 200:
+                                break
+                    except (OSError, urllib.error.URLError):
+                        time.sleep(0.002)
+                serving.append(time.perf_counter() - t)
+            finally:
+                api.call("DELETE", f"/containers/{cid}", {"force": True})
+    finally:
+        api.call("DELETE", f"/networks/{net}")
+    res = {"create": bl.summary(creates), "start": bl.summary(starts), "start_to_serving": bl.summary(serving),
+           "network_create": bl.summary([a for a, _ in nets]), "network_delete": bl.summary([b for _, b in nets])}
+    log(f"engine: create {res['create']['median'] * 1e3:.0f} ms, start {res['start']['median'] * 1e3:.0f} ms, "
+        f"start→serving {res['start_to_serving']['median'] * 1e3:.0f} ms (median of {times}); network create "
+        f"{res['network_create']['median'] * 1e3:.0f} ms, delete {res['network_delete']['median'] * 1e3:.0f} ms")
+    return res
+
+
+def process_costs(times: int = 3) -> dict[str, Any]:
+    """Each tool's fixed cost of starting its process (interpreter and imports), for context."""
+    b, c = [], []
+    for _ in range(times):
+        b.append(_run([sys.executable, "-m", "b00t_graph", "--version"])[0])
+        c.append(_run(["docker-compose", "version", "--short"])[0])
+    return {"b00t_version": bl.summary(b), "compose_version": bl.summary(c)}
+
+
+# --- main loop -----------------------------------------------------------------------------------
+
+
+def _ports_free(base: int, count: int) -> bool:
+    for p in range(base, base + count):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT from earlier runs is fine
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def ensure_image(log: Callable[[str], None]) -> None:
+    try:
+        api.call("GET", f"/images/{IMAGE}/json")
+        return
+    except api.DockerAPIError as exc:
+        if exc.status != 404:
+            raise
+    log(f"building {IMAGE} with {BUILD_SH}")
+    subprocess.run(["bash", str(BUILD_SH)], check=True, capture_output=True)
+
+
+def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost: float) -> dict[str, Any]:
+    cp, chain = sc.critical_path()
+    lim, lim_chain = sc.critical_path(start_cost)
+    out: dict[str, Any] = {"n": len(sc.services), "depth": bl.depth(sc.dag), "description": sc.description,
+                           "critical_path_s": cp, "critical_chain": chain,
+                           "critical_path_with_start_s": lim, "chain_start_cost_s": lim - cp,
+                           "services": [{"name": s.name, "delay": s.delay, "deps": list(s.deps)}
+                                        for s in sc.services]}
+    for tool, measures in runs.items():
+        out[tool] = {m: bl.summary(v) for m, v in measures.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=None, help="runs per tool and scenario (default 5; --quick 2)")
+    ap.add_argument("--quick", action="store_true", help="2 runs each")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
+    ap.add_argument("--b00t-probe", choices=("http", "exec"), default="http",
+                    help="b00t-graph's readiness: HTTP to the published port (default) or the same wget as "
+                         "compose, exec'd in the container")
+    ap.add_argument("--b00t-network", choices=("own", "precreated"), default="precreated",
+                    help="own: b00t-graph creates (and removes) its network itself; precreated (default): the "
+                         "bench creates it before the timed up and removes it after the timed down")
+    ap.add_argument("--compose-interval", default="1s", help="compose healthcheck interval (default 1s)")
+    ap.add_argument("--ensure-calls", type=int, default=3, help="ensure() calls per backend per run")
+    ap.add_argument("--port-base", type=int, default=47100)
+    ap.add_argument("--keep-files", type=Path, default=None, help="also write the generated files here")
+    ap.add_argument("--result-name", default="compose", help="results/<name>.json")
+    args = ap.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    for n in names:
+        if n not in SCENARIOS:
+            ap.error(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    started = time.perf_counter()
+    total_ports = sum(len(SCENARIOS[n].services) for n in names) + 1
+    if not _ports_free(args.port_base, total_ports):
+        ap.error(f"ports {args.port_base}–{args.port_base + total_ports - 1} are not all free; use --port-base")
+    tmp = Path(tempfile.mkdtemp(prefix=PREFIX))
+    data: dict[str, Any] = {
+        "settings": {"runs": runs, "scenarios": names, "b00t_probe": args.b00t_probe, "b00t_network": args.b00t_network,
+                     "compose_interval": args.compose_interval, "compose_timeout": "1s", "compose_retries": 60,
+                     "b00t_health": {"interval_ms": 1000, "probe_timeout_ms": 1000, "timeout_ms": 60000},
+                     "ensure_calls": args.ensure_calls, "image": IMAGE},
+        "machine": bl.machine(),
+        "failures": [],
+        "scenarios": {},
+    }
+    try:
+        api.sweep(PREFIX, log)
+        ensure_image(log)
+        data["start_cost"] = engine_start_cost(args.port_base + total_ports - 1, 5, log)
+        data["process_cost"] = process_costs()
+        start_cost = data["start_cost"]["start"]["median"]
+        gens: dict[str, Generated] = {}
+        port = args.port_base
+        for n in names:
+            gens[n] = generate(SCENARIOS[n], tmp, port, args.b00t_probe, args.compose_interval)
+            port += len(SCENARIOS[n].services)
+            if args.keep_files:
+                dest = args.keep_files / n
+                shutil.rmtree(dest, ignore_errors=True)
+                shutil.copytree(gens[n].datums, dest / "datums")
+                shutil.copy(gens[n].compose_file, dest / "docker-compose.yml")
+        measures: dict[str, dict[str, dict[str, list[float]]]] = {
+            n: {"b00t": {"cold": [], "warm": [], "down": [], "ensure_asyncio": [], "ensure_trio": []},
+                "compose": {"cold": [], "warm": [], "down": []}} for n in names}
+        warmed_ensure: set[str] = set()
+        for r in range(runs):
+            for n in names:
+                gen = gens[n]
+                b00t = B00t(gen, tmp / f"state-{n}", args.b00t_network)
+                compose = Compose(gen)
+                order: list[Any] = [b00t, compose] if r % 2 == 0 else [compose, b00t]
+                for tool in order:
+                    key = "b00t" if tool is b00t else "compose"
+                    m = measures[n][key]
+                    try:
+                        tool.before()
+                        cold = tool.up()
+                        warm = tool.up()
+                        extra = ""
+                        if tool is b00t and args.ensure_calls:
+                            for backend in ("asyncio", "trio"):
+                                if backend not in warmed_ensure:  # first call imports aiodocker: not timed
+                                    b00t.ensure(backend, 1)
+                                    warmed_ensure.add(backend)
+                                lat = b00t.ensure(backend, args.ensure_calls)
+                                m[f"ensure_{backend}"].extend(lat)
+                                extra += f", ensure/{backend} {statistics.median(lat) * 1e3:.0f} ms"
+                        down = tool.down()
+                        tool.after()
+                    except (RunFailed, api.DockerAPIError, subprocess.SubprocessError) as exc:
+                        msg = f"run {r + 1} {n} {key}: {exc}"
+                        log("FAILED " + msg)
+                        data["failures"].append(msg)
+                        try:
+                            tool.down()
+                        except Exception:  # the sweep below removes what down could not
+                            pass
+                        api.sweep(PREFIX + ("b-" if tool is b00t else "c-") + n, log)
+                        continue
+                    m["cold"].append(cold)
+                    m["warm"].append(warm)
+                    m["down"].append(down)
+                    left = tool.leftovers()
+                    if left:
+                        msg = f"run {r + 1} {n} {key}: down left {left} behind"
+                        log("LEAK " + msg)
+                        data["failures"].append(msg)
+                        api.sweep(PREFIX + ("b-" if tool is b00t else "c-") + n, log)
+                    if tool is b00t and b00t.last_timings:
+                        data.setdefault("b00t_critical", {})[n] = b00t.last_timings.get("critical_path")
+                    log(f"run {r + 1}/{runs} {n:8} {key:7} cold {cold:6.2f} s, warm {warm:5.2f} s, "
+                        f"down {down:5.2f} s{extra}")
+                    time.sleep(0.5)  # let the engine finish tearing down (proxies, namespaces)
+            data["scenarios"] = {n: _summarise(SCENARIOS[n], measures[n], start_cost) for n in names}
+            data["duration_s"] = time.perf_counter() - started
+            bl.write_result(args.result_name, data)
+    finally:
+        try:
+            left = api.sweep(PREFIX, log)
+            data["final_sweep"] = left
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    data["duration_s"] = time.perf_counter() - started
+    path = bl.write_result(args.result_name, data)
+    log(f"wrote {path} in {data['duration_s']:.0f} s")
+    return data
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; everything made was removed", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,299 @@
+"""The process runtime with real local processes, through the engine, on asyncio and trio."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+
+from b00t_graph import Engine, NodeExited, ReadinessTimeout, RunResult, load_graph
+from b00t_graph.runtimes import Action, State
+from b00t_graph.runtimes.process import ProcessRuntime
+from tests.procutil import Reaper, alive, free_port, marks, process_datum, records, wait_for, wait_gone, write_service
+
+pytestmark = pytest.mark.anyio
+
+WriteDatums = Callable[..., Path]
+
+
+@pytest.fixture
+def reaper(state_dir: Path) -> Iterator[Reaper]:
+    r = Reaper(state_dir)
+    yield r
+    assert r.cleanup() == [], "processes were still alive after down"
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Path:
+    return write_service(tmp_path / "bin")
+
+
+async def up(folder: Path, *targets: str, state_dir: Path, **kw: bool) -> RunResult:
+    graph = load_graph(targets, folder)
+    async with Engine(state_dir=state_dir, **kw) as engine:
+        return await engine.up(graph)
+
+
+async def down(folder: Path, *targets: str, state_dir: Path) -> RunResult:
+    graph = load_graph(targets, folder)
+    async with Engine(state_dir=state_dir) as engine:
+        return await engine.down(graph)
+
+
+def pid_of(state_dir: Path, ident: str) -> int:
+    return int(records(state_dir)[ident]["pid"])  # type: ignore[call-overload]
+
+
+async def test_starts_detached_records_pid_and_passes_env(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    db_port, app_port = free_port(), free_port()
+    folder = write_datums({
+        "db.process": process_datum("db", svc, port=db_port, env={"DB_URL": f"http://127.0.0.1:{db_port}"}),
+        "app.process": process_datum("app", svc, deps=["db.process"], port=app_port,
+                                     env={"APP_URL": "http://127.0.0.1:" + str(app_port)}),
+    })
+    reaper.down_on_exit(["app.process"], folder)
+    res = await up(folder, "app.process", state_dir=state_dir)
+    assert res.ok, res.failures
+    recs = records(state_dir)
+    assert set(recs) == {"db.process", "app.process"}
+    for ident, rec in recs.items():
+        assert alive(int(rec["pid"]), float(rec["create_time"])), ident  # type: ignore[call-overload,arg-type]
+        assert rec["config_hash"] == load_graph([ident], folder).nodes[ident].config_hash
+        assert Path(str(rec["log"])).exists()
+        # Its own session: Ctrl-C in the terminal that ran `up` does not reach it.
+        assert os.getsid(int(rec["pid"])) == int(rec["pid"])  # type: ignore[call-overload]
+    with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/env", timeout=5) as resp:
+        env = json.loads(resp.read())
+    assert env["DB_URL"] == f"http://127.0.0.1:{db_port}"  # a dependency's export
+    assert env["APP_URL"] == f"http://127.0.0.1:{app_port}"  # its own
+    assert env["B00T_NODE"] == "app.process"
+    assert res.timings["app.process"].detail.startswith("http http://127.0.0.1:")
+
+
+async def test_ordering_with_real_processes(write_datums: WriteDatums, svc: Path, state_dir: Path,
+                                            reaper: Reaper) -> None:
+    # A boots slowly, B fast, C needs only B: C is ready long before A.
+    ports = {n: free_port() for n in "abc"}
+    folder = write_datums({
+        "a.process": process_datum("a", svc, "--boot=0.8", port=ports["a"]),
+        "b.process": process_datum("b", svc, port=ports["b"]),
+        "c.process": process_datum("c", svc, deps=["b.process"], port=ports["c"]),
+    })
+    reaper.down_on_exit(["a.process", "c.process"], folder)
+    res = await up(folder, "a.process", "c.process", state_dir=state_dir)
+    assert res.ok, res.failures
+    t = res.timings
+    assert (t["c.process"].ready or 0) < (t["a.process"].ready or 0) - 0.3
+    assert (t["c.process"].runnable or 0) == pytest.approx(t["b.process"].ready or 0, abs=0.05)
+    assert [h.node for h in res.critical] == ["a.process"]
+
+
+async def test_readiness_timeout_names_the_node_and_the_probe(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    port = free_port()  # nothing will ever listen here: the service sleeps without serving
+    folder = write_datums({
+        "deaf.process": process_datum("deaf", svc) + (
+            "[b00t.health_check]\n"
+            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 400\ninterval_ms = 50\n'),
+        "user.process": process_datum("user", svc, deps=["deaf.process"]),
+        "free.process": process_datum("free", svc),
+    })
+    reaper.down_on_exit(["user.process", "free.process"], folder)
+    t0 = time.monotonic()
+    res = await up(folder, "user.process", "free.process", state_dir=state_dir)
+    assert time.monotonic() - t0 < 3
+    err = res.failures["deaf.process"]
+    assert isinstance(err, ReadinessTimeout)
+    assert err.node == "deaf.process"
+    text = str(err)
+    assert text.startswith("deaf.process: ")
+    assert f"http http://127.0.0.1:{port}/health" in text and "did not pass within 0.4s" in text
+    assert "deaf: starting" in err.log_tail
+    assert res.skipped == {"user.process": "dependency deaf.process failed"}
+    assert res.timings["free.process"].status == "ready"
+    # The process that never became ready is recorded so that `down` removes it.
+    pid = pid_of(state_dir, "deaf.process")
+    assert alive(pid)
+    assert not (await down(folder, "user.process", "free.process", state_dir=state_dir)).failures
+    assert wait_gone(pid) and records(state_dir) == {}
+
+
+async def test_process_that_exits_at_once_shows_its_log_tail(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    folder = write_datums({
+        "crash.process": process_datum("crash", svc, "--exit=3", port=free_port()),
+        "after.process": process_datum("after", svc, deps=["crash.process"]),
+    })
+    reaper.down_on_exit(["after.process"], folder)
+    t0 = time.monotonic()
+    res = await up(folder, "after.process", state_dir=state_dir)
+    assert time.monotonic() - t0 < 3, "an exit is seen at once, not after the readiness timeout"
+    err = res.failures["crash.process"]
+    assert isinstance(err, NodeExited)
+    assert "exited with code 3" in str(err)
+    assert "boom" in err.log_tail and "boom" in str(err)
+    assert res.skipped == {"after.process": "dependency crash.process failed"}
+
+
+async def test_second_up_is_idempotent(write_datums: WriteDatums, svc: Path, state_dir: Path,
+                                       reaper: Reaper) -> None:
+    mark = state_dir.parent / "marks"
+    reaper.mark_files.append(mark)
+    folder = write_datums({
+        "db.process": process_datum("db", svc, f"--mark={mark}", port=free_port()),
+        "app.process": process_datum("app", svc, f"--mark={mark}", deps=["db.process"]),
+    })
+    reaper.down_on_exit(["app.process"], folder)
+    assert (await up(folder, "app.process", state_dir=state_dir)).ok
+    first = {i: r["pid"] for i, r in records(state_dir).items()}
+    res = await up(folder, "app.process", state_dir=state_dir)
+    assert res.ok
+    assert {i: r["pid"] for i, r in records(state_dir).items()} == first
+    for ident in first:
+        tm = res.timings[ident]
+        assert tm.action is Action.NONE and (tm.status, tm.detail) == ("running", "already running")
+    wait_for(lambda: len(marks(mark)) >= 2, what="both services to start")  # app has no probe
+    time.sleep(0.1)
+    assert sorted(m[1] for m in marks(mark)) == ["app", "db"], "nothing started twice"
+
+
+@pytest.mark.parametrize("no_recreate", [False, True])
+async def test_config_change_restarts_unless_no_recreate(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper, no_recreate: bool) -> None:
+    port = free_port()
+    folder = write_datums({"web.process": process_datum("web", svc, "--tag=v1", port=port)})
+    reaper.down_on_exit(["web.process"], folder)
+    assert (await up(folder, "web.process", state_dir=state_dir)).ok
+    old = records(state_dir)["web.process"]
+    write_datums({"web.process": process_datum("web", svc, "--tag=v2", port=port)}, folder)
+    async with Engine(state_dir=state_dir, no_recreate=no_recreate) as engine:
+        graph = load_graph(["web.process"], folder)
+        actions, observed = await engine.plan(graph)
+        assert observed["web.process"].state is State.RUNNING
+        assert actions["web.process"] is (Action.KEEP if no_recreate else Action.RECREATE)
+        res = await engine.up(graph)
+    assert res.ok, res.failures
+    new = records(state_dir)["web.process"]
+    if no_recreate:
+        assert new == old
+        assert res.timings["web.process"].detail == Action.KEEP.value
+    else:
+        assert new["pid"] != old["pid"] and "--tag=v2" in new["argv"]  # type: ignore[operator]
+        assert new["config_hash"] != old["config_hash"]
+        assert wait_gone(int(old["pid"]))  # type: ignore[call-overload]
+        assert alive(int(new["pid"]), float(new["create_time"]))  # type: ignore[call-overload,arg-type]
+        assert res.timings["web.process"].action is Action.RECREATE
+
+
+async def test_stale_record_of_a_dead_process_is_not_running(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    folder = write_datums({"w.process": process_datum("w", svc, port=free_port())})
+    reaper.down_on_exit(["w.process"], folder)
+    assert (await up(folder, "w.process", state_dir=state_dir)).ok
+    old = pid_of(state_dir, "w.process")
+    psutil.Process(old).kill()
+    assert wait_gone(old)
+    graph = load_graph(["w.process"], folder)
+    obs = (await ProcessRuntime(state_dir=state_dir).observe(list(graph.nodes.values())))["w.process"]
+    assert obs.state is State.STOPPED and "stale" in obs.detail
+    res = await up(folder, "w.process", state_dir=state_dir)
+    assert res.ok and res.timings["w.process"].action is Action.START
+    new = pid_of(state_dir, "w.process")
+    assert new != old and alive(new)
+
+
+async def test_reused_pid_is_not_ours_and_is_never_signalled(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    folder = write_datums({"w.process": process_datum("w", svc)})
+    graph = load_graph(["w.process"], folder)
+    # Some other process now holds the pid the record names; only its start time tells them apart.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    reaper.pids.append(other.pid)
+    try:
+        created = psutil.Process(other.pid).create_time()
+        (state_dir / "process").mkdir(parents=True)
+        (state_dir / "process" / "w.process.json").write_text(json.dumps({
+            "pid": other.pid, "create_time": created - 100.0, "config_hash": graph.nodes["w.process"].config_hash,
+            "argv": [], "cwd": "/", "log": "", "node": "w.process"}))
+        obs = (await ProcessRuntime(state_dir=state_dir).observe(list(graph.nodes.values())))["w.process"]
+        assert obs.state is State.STOPPED
+        res = await down(folder, "w.process", state_dir=state_dir)
+        assert res.timings["w.process"].status == "stopped" and not res.failures
+        assert records(state_dir) == {}
+        time.sleep(0.05)
+        assert other.poll() is None, "down must not signal a process b00t-graph did not start"
+    finally:
+        other.kill()
+        other.wait()
+
+
+async def test_down_stops_in_reverse_order(write_datums: WriteDatums, svc: Path, state_dir: Path,
+                                           reaper: Reaper) -> None:
+    mark = state_dir.parent / "marks"
+    reaper.mark_files.append(mark)
+    folder = write_datums({
+        "a.process": process_datum("a", svc, f"--mark={mark}", port=free_port()),
+        "b.process": process_datum("b", svc, f"--mark={mark}", deps=["a.process"], port=free_port()),
+        "c.process": process_datum("c", svc, f"--mark={mark}", deps=["b.process"], port=free_port()),
+    })
+    reaper.down_on_exit(["c.process"], folder)
+    assert (await up(folder, "c.process", state_dir=state_dir)).ok
+    pids = {i: pid_of(state_dir, i) for i in ("a.process", "b.process", "c.process")}
+    res = await down(folder, "c.process", state_dir=state_dir)
+    assert not res.failures
+    assert [(w, n) for w, n, _ in marks(mark) if w == "term"] == [("term", "c"), ("term", "b"), ("term", "a")]
+    assert all(wait_gone(p) for p in pids.values())
+    assert records(state_dir) == {}
+    # A second down finds nothing to stop.
+    again = await down(folder, "c.process", state_dir=state_dir)
+    assert {t.status for t in again.timings.values()} == {"absent"}
+
+
+async def test_down_kills_a_process_that_ignores_sigterm_after_the_grace_period(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    mark = state_dir.parent / "marks"
+    reaper.mark_files.append(mark)
+    folder = write_datums({
+        "stubborn.process": process_datum("stubborn", svc, f"--mark={mark}", "--ignore-term", port=free_port(),
+                                          stop_grace_ms=300),
+    })
+    reaper.down_on_exit(["stubborn.process"], folder)
+    assert (await up(folder, "stubborn.process", state_dir=state_dir)).ok
+    pid = pid_of(state_dir, "stubborn.process")
+    t0 = time.monotonic()
+    res = await down(folder, "stubborn.process", state_dir=state_dir)
+    took = time.monotonic() - t0
+    assert not res.failures
+    assert wait_gone(pid, 2.0), "SIGKILL follows the grace period"
+    assert ("term", "stubborn", pid) in marks(mark), "SIGTERM came first"
+    assert 0.3 <= took < 2.0
+
+
+async def test_cancelled_up_leaves_the_started_process_recorded_for_down(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    folder = write_datums({
+        "slow.process": process_datum("slow", svc, "--boot=30", port=free_port(), timeout_ms=60_000),
+        "after.process": process_datum("after", svc, deps=["slow.process"]),
+    })
+    reaper.down_on_exit(["after.process"], folder)
+    graph = load_graph(["after.process"], folder)
+    with anyio.move_on_after(0.5) as scope:
+        async with Engine(state_dir=state_dir) as engine:
+            await engine.up(graph)
+    assert scope.cancelled_caught
+    recs = records(state_dir)
+    assert set(recs) == {"slow.process"}
+    pid = int(recs["slow.process"]["pid"])  # type: ignore[call-overload]
+    assert alive(pid), "a started service outlives the cancelled run, like a container"
+    assert not (await down(folder, "after.process", state_dir=state_dir)).failures
+    assert wait_gone(pid)

@@ -1,0 +1,295 @@
+"""The engine over the null runtime, on asyncio and trio: ordering without waves, failures and skips,
+--fail-fast, idempotence, recreate/keep, critical path, down order and the per-node locks."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+
+from b00t_graph import Engine, Graph, Node, StartError, load_graph
+from b00t_graph.runtimes import Action, Observed, State
+from b00t_graph.runtimes.null import NullRuntime
+
+pytestmark = pytest.mark.anyio
+
+WriteDatums = Callable[..., Path]
+
+
+def P(name: str) -> str:
+    return f"{name}.process"
+
+
+def make_graph(write_datums: WriteDatums, deps: Mapping[str, Sequence[str]],
+               stacks: Mapping[str, Sequence[str]] | None = None, targets: Sequence[str] | None = None) -> Graph:
+    """Process datums named by ``deps`` (name → names it depends on), stacks over them; targets default
+    to every datum."""
+    files = {}
+    for name, ds in deps.items():
+        dep_list = ", ".join(f'"{P(d)}"' for d in ds)
+        files[P(name)] = (f'[b00t]\nname = "{name}"\ntype = "process"\ncommand = ["true"]\n'
+                          f"depends_on = [{dep_list}]\n")
+    for name, members in (stacks or {}).items():
+        member_list = ", ".join(f'"{P(m)}"' for m in members)
+        files[f"{name}.stack"] = f'[b00t]\nname = "{name}"\ntype = "stack"\nmembers = [{member_list}]\n'
+    folder = write_datums(files)
+    wanted = list(targets) if targets else [*map(P, deps), *(f"{s}.stack" for s in stacks or {})]
+    return load_graph(wanted, folder, environ={})
+
+
+class Events:
+    """A reporter that keeps every event in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def event(self, node: str, phase: str, detail: str = "") -> None:
+        self.seen.append((node, phase, detail))
+
+    def index(self, node: str, phase: str) -> int:
+        return next(i for i, (n, p, _) in enumerate(self.seen) if n == node and p == phase)
+
+
+async def test_node_starts_when_its_own_dependencies_are_ready(write_datums: WriteDatums) -> None:
+    # A is slow, B fast, C needs only B, D needs A and C. With waves or level barriers C would wait for A.
+    graph = make_graph(write_datums, {"a": [], "b": [], "c": ["b"], "d": ["a", "c"]})
+    rt = NullRuntime({P("a"): 0.4, P("b"): 0.01, P("c"): 0.01})
+    events = Events()
+    async with Engine(runtimes={"*": rt}, reporter=events) as engine:
+        res = await engine.up(graph)
+    assert res.ok, res.failures
+    t = res.timings
+    assert t[P("c")].ready is not None and t[P("a")].ready is not None
+    assert t[P("c")].ready < t[P("a")].ready - 0.2, "C must not wait for the unrelated slow A"
+    assert t[P("c")].runnable is not None and t[P("c")].runnable < 0.2
+    assert t[P("d")].runnable is not None and t[P("d")].runnable >= t[P("a")].ready
+    assert sorted(rt.order[:2]) == [P("a"), P("b")]
+    assert rt.order[2:] == [P("c"), P("d")]
+    assert events.index(P("c"), "ready") < events.index(P("a"), "ready")
+    assert all(tm.status == "ready" for tm in t.values())
+    assert res.wall == pytest.approx(0.41, abs=0.15)
+
+
+async def test_no_waves_on_a_random_dag(write_datums: WriteDatums) -> None:
+    # Every node becomes runnable right when its last dependency is ready, never later.
+    rnd = random.Random(7)
+    names = [f"n{i}" for i in range(25)]
+    deps = {n: rnd.sample(names[:i], k=min(i, rnd.randint(0, 3))) for i, n in enumerate(names)}
+    delays = {P(n): rnd.choice([0.0, 0.02, 0.05, 0.1]) for n in names}
+    graph = make_graph(write_datums, deps)
+    async with Engine(runtimes={"*": NullRuntime(delays)}) as engine:
+        res = await engine.up(graph)
+    assert res.ok
+    for n, ds in deps.items():
+        tm = res.timings[P(n)]
+        assert tm.runnable is not None and tm.ready is not None
+        last = max((res.timings[P(d)].ready or 0.0 for d in ds), default=0.0)
+        assert last <= tm.runnable < last + 0.04, (n, ds, last, tm.runnable)
+        assert tm.ready >= tm.runnable + delays[P(n)] - 0.005
+
+
+async def test_failure_skips_dependents_while_an_independent_branch_completes(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"], "c": ["b"], "d": [], "e": ["d"]},
+                       stacks={"all": ["c", "e"]})
+    rt = NullRuntime({P("a"): 0.02, P("d"): 0.15, P("e"): 0.05}, fail=[P("a")])
+    events = Events()
+    async with Engine(runtimes={"*": rt}, reporter=events) as engine:
+        res = await engine.up(graph)
+    assert not res.ok and not res.cancelled
+    assert list(res.failures) == [P("a")]
+    err = res.failures[P("a")]
+    assert isinstance(err, StartError) and err.node == P("a") and "failed on purpose" in str(err)
+    assert res.skipped == {P("b"): f"dependency {P('a')} failed", P("c"): f"dependency {P('b')} was skipped",
+                           "all.stack": f"dependency {P('c')} was skipped"}
+    t = res.timings
+    assert t[P("a")].status == "failed"
+    assert {t[i].status for i in (P("b"), P("c"), "all.stack")} == {"skipped"}
+    assert t[P("b")].detail == f"dependency {P('a')} failed"
+    # The independent branch went on after the failure and finished.
+    assert t[P("d")].status == t[P("e")].status == "ready"
+    assert (t[P("e")].ready or 0) > 0.15
+    assert P("b") not in rt.order and P("c") not in rt.order
+    assert events.index(P("a"), "failed") < events.index(P("e"), "ready")
+    assert (P("b"), "skipped", f"dependency {P('a')} failed") in events.seen
+
+
+async def test_fail_fast_cancels_everything_at_the_first_failure(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"], "slow": [], "after": ["slow"]})
+    rt = NullRuntime({P("a"): 0.02, P("slow"): 5.0}, fail=[P("a")])
+    with anyio.fail_after(3):
+        async with Engine(runtimes={"*": rt}, fail_fast=True) as engine:
+            res = await engine.up(graph)
+    assert res.wall < 1.0
+    assert res.cancelled and not res.ok
+    assert list(res.failures) == [P("a")]
+    assert res.skipped == {P("b"): f"dependency {P('a')} failed"}
+    assert res.timings[P("slow")].status == "cancelled"
+    assert res.timings[P("after")].status == "cancelled"
+    assert P("after") not in rt.order
+
+
+async def test_without_fail_fast_the_slow_branch_is_awaited(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "slow": []})
+    rt = NullRuntime({P("slow"): 0.3}, fail=[P("a")])
+    async with Engine(runtimes={"*": rt}) as engine:
+        res = await engine.up(graph)
+    assert not res.cancelled and res.timings[P("slow")].status == "ready" and res.wall >= 0.3
+
+
+async def test_critical_path_is_the_chain_that_set_the_wall_time(write_datums: WriteDatums) -> None:
+    # a(0.1) → b(0.15) → c(0.05) is the long chain; x → y is short and joins c.
+    graph = make_graph(write_datums, {"a": [], "b": ["a"], "x": [], "y": ["x"], "c": ["b", "y"]})
+    delays = {P("a"): 0.1, P("b"): 0.15, P("c"): 0.05, P("x"): 0.02, P("y"): 0.02}
+    async with Engine(runtimes={"*": NullRuntime(delays)}) as engine:
+        res = await engine.up(graph)
+    assert [h.node for h in res.critical] == [P("a"), P("b"), P("c")]
+    for hop in res.critical:
+        assert hop.duration == pytest.approx(delays[hop.node], abs=0.04)
+    offsets = [h.offset for h in res.critical]
+    assert offsets == sorted(offsets)
+    assert res.critical[1].offset == pytest.approx(res.critical[0].offset + res.critical[0].duration, abs=0.02)
+    end = res.critical[-1].offset + res.critical[-1].duration
+    assert end == pytest.approx(res.wall, abs=0.03)
+    assert res.wall == pytest.approx(0.3, abs=0.1)
+
+
+async def test_already_running_nodes_are_left_alone(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"], "c": ["b"]})
+    rt = NullRuntime(running=[P("a"), P("b")])
+    events = Events()
+    async with Engine(runtimes={"*": rt}, reporter=events) as engine:
+        res = await engine.up(graph)
+    assert res.ok
+    assert rt.order == [P("c")]
+    for ident in (P("a"), P("b")):
+        tm = res.timings[ident]
+        assert tm.action is Action.NONE
+        assert (tm.status, tm.detail) == ("running", "already running")
+        assert tm.started is None
+    assert res.timings[P("c")].action is Action.CREATE and res.timings[P("c")].status == "ready"
+
+
+class ChangedConfig(NullRuntime):
+    """Sees every node running, but with another configuration than the datum's."""
+
+    async def observe(self, nodes: Sequence[Node]) -> dict[str, Observed]:
+        return {n.id: Observed(State.RUNNING, "0ld-hash", "null", "running an old config") for n in nodes}
+
+
+@pytest.mark.parametrize("no_recreate", [False, True])
+async def test_config_change_recreates_unless_no_recreate(write_datums: WriteDatums, no_recreate: bool) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"]})
+    rt = ChangedConfig()
+    async with Engine(runtimes={"*": rt}, no_recreate=no_recreate) as engine:
+        actions, _ = await engine.plan(graph)
+        res = await engine.up(graph)
+    assert res.ok
+    expected = Action.KEEP if no_recreate else Action.RECREATE
+    assert set(actions.values()) == {expected}
+    assert {t.action for t in res.timings.values()} == {expected}
+    if no_recreate:
+        assert rt.order == []
+        assert {(t.status, t.detail) for t in res.timings.values()} == {("running", Action.KEEP.value)}
+    else:
+        assert rt.order == [P("a"), P("b")]
+        assert {t.status for t in res.timings.values()} == {"ready"}
+
+
+async def test_stack_is_ready_when_its_members_are_and_starts_nothing(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": []}, stacks={"s": ["a", "b"]}, targets=["s.stack"])
+    rt = NullRuntime({P("a"): 0.1})
+    async with Engine(runtimes={"*": rt}) as engine:
+        res = await engine.up(graph)
+    tm = res.timings["s.stack"]
+    assert tm.action is Action.GROUP and tm.status == "ready"
+    assert tm.ready is not None and tm.ready >= (res.timings[P("a")].ready or 1e9)
+    assert "s.stack" not in rt.order
+
+
+class BuggyRuntime(NullRuntime):
+    async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
+        raise RuntimeError("a bug in a runtime")
+
+
+async def test_a_bug_in_a_runtime_fails_the_node_not_the_run(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"]})
+    async with Engine(runtimes={"*": BuggyRuntime()}) as engine:
+        res = await engine.up(graph)
+    err = res.failures[P("a")]
+    assert isinstance(err, StartError) and "unexpected RuntimeError: a bug in a runtime" in str(err)
+    assert res.skipped == {P("b"): f"dependency {P('a')} failed"}
+
+
+async def test_cancelling_up_from_outside_returns_promptly(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"]})
+    t0 = anyio.current_time()
+    with anyio.move_on_after(0.1) as scope:
+        async with Engine(runtimes={"*": NullRuntime({P("a"): 10.0})}) as engine:
+            await engine.up(graph)
+    assert scope.cancelled_caught
+    assert anyio.current_time() - t0 < 1.0
+
+
+class SlowStop(NullRuntime):
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.stop_began: dict[str, float] = {}
+
+    async def stop(self, node: Node, observed: Observed, *, remove_volumes: bool = False) -> None:
+        self.stop_began[node.id] = anyio.current_time()
+        await anyio.sleep(0.1)
+        await super().stop(node, observed)
+
+
+async def test_down_stops_dependents_first_and_independent_nodes_at_once(write_datums: WriteDatums) -> None:
+    graph = make_graph(write_datums, {"a": [], "b": ["a"], "c": ["b"], "x": [], "idle": []},
+                       stacks={"s": ["c", "x", "idle"]})
+    rt = SlowStop(running=[P("a"), P("b"), P("c"), P("x")])
+    async with Engine(runtimes={"*": rt}) as engine:
+        res = await engine.down(graph)
+    assert not res.failures
+    assert rt.stopped.index(P("c")) < rt.stopped.index(P("b")) < rt.stopped.index(P("a"))
+    b = rt.stop_began
+    assert b[P("c")] + 0.09 <= b[P("b")] and b[P("b")] + 0.09 <= b[P("a")], "each waits for its dependents"
+    assert b[P("x")] - b[P("c")] < 0.05, "independent nodes stop concurrently"
+    assert res.wall < 0.39, "the chain of three sets the time (0.3 s), not the sum of four stops"
+    assert res.timings[P("idle")].status == "absent" and res.timings[P("idle")].detail == "not running"
+    assert res.timings["s.stack"].status == "group"
+    assert {res.timings[P(n)].status for n in "abcx"} == {"stopped"}
+
+
+async def test_two_concurrent_ups_with_locks_start_each_node_once(write_datums: WriteDatums, tmp_path: Path) -> None:
+    # Two engines (as two `ensure()` calls would make) share the state directory's per-node locks.
+    graph = make_graph(write_datums, {"a": [], "b": ["a"], "c": ["a"]})
+    rt = NullRuntime({P("a"): 0.1, P("b"): 0.05, P("c"): 0.05})
+    results = []
+
+    async def one() -> None:
+        async with Engine(runtimes={"*": rt}, state_dir=tmp_path / "state") as engine:
+            results.append(await engine.up(graph))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one)
+        tg.start_soon(one)
+    assert sorted(rt.order) == [P("a"), P("b"), P("c")]
+    assert all(r.ok for r in results)
+    actions = sorted((r.timings[P("a")].action for r in results), key=lambda a: a.name)
+    assert actions == [Action.CREATE, Action.NONE]
+
+
+async def test_two_concurrent_ups_without_state_dir_do_start_twice(write_datums: WriteDatums) -> None:
+    # The control for the test above: without the locks both engines start the node.
+    graph = make_graph(write_datums, {"a": []})
+    rt = NullRuntime({P("a"): 0.05})
+
+    async def one() -> None:
+        async with Engine(runtimes={"*": rt}) as engine:
+            await engine.up(graph)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one)
+        tg.start_soon(one)
+    assert rt.order == [P("a"), P("a")]

@@ -1,0 +1,352 @@
+"""``plan``: the graph, each node's resolved env and the numbered actions — as text, JSON, DOT and Mermaid.
+
+The packaged ``grok`` stack is planned ``--offline`` (nothing is asked), and once more with a Docker
+host that cannot answer, which plan must say and still plan. Plan never changes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from b00t_graph.cli import main
+
+QDRANT_ENV = {"QDRANT_URL": "http://localhost:6333", "QDRANT_GRPC_URL": "http://localhost:6334"}
+OLLAMA_ENV = {"OLLAMA_API_URL": "http://localhost:11434", "OLLAMA_HOST": "localhost:11434"}
+GURU_OWN = {"GROK_QDRANT_URL": "http://localhost:6333",
+            "GROK_EMBEDDINGS_URL": "http://localhost:11434/api/embeddings",
+            "GROK_COLLECTION": "grok"}
+GROK_OWN = {"QDRANT_URL": "http://localhost:6333", "EXTERNAL_API": "http://localhost:11434"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
+    """Packaged datums, a wide console, and none of the variables the datums read."""
+    for var in ("_B00T_Path", "B00T_DEBUG", "GROK_COLLECTION", "QDRANT_URL", "OLLAMA_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+
+
+def invoke(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result
+
+
+def plan_json(*args: str) -> dict[str, Any]:
+    result = invoke("plan", "--json", *args)
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+_GUIDES = re.compile(r"^[\s│├└─]*")
+
+
+def tree_lines(text: str) -> list[str]:
+    """The plan's lines without tree guides and with runs of spaces collapsed."""
+    return [" ".join(_GUIDES.sub("", line).split()) for line in text.splitlines()]
+
+
+def assert_block(lines: list[str], block: list[str]) -> None:
+    """``block`` appears as consecutive lines."""
+    for i in range(len(lines) - len(block) + 1):
+        if lines[i:i + len(block)] == block:
+            return
+    raise AssertionError("block not found:\n  " + "\n  ".join(block) + "\nin:\n  " + "\n  ".join(lines))
+
+
+# --- the packaged grok stack ------------------------------------------------------------------------
+
+
+def test_plan_grok_stack_text_shows_each_node_with_its_resolved_env() -> None:
+    result = invoke("plan", "--offline", "grok.stack")
+    assert result.exit_code == 0, result.output
+    lines = tree_lines(result.stdout)
+    assert lines[0] == "plan"
+    assert lines[1] == "grok.stack [group] #4"
+    assert_block(lines, [
+        "qdrant.docker [docker] #1",
+        "image qdrant/qdrant:latest",
+        "ready: http http://localhost:6333/healthz → 200",
+        "now: unknown (--offline)",
+        "hint: Vector database for embeddings; REST on 6333, gRPC on 6334.",
+        "env",
+        "QDRANT_GRPC_URL=http://localhost:6334",
+        "QDRANT_URL=http://localhost:6333",
+    ])
+    assert_block(lines, [
+        "ollama.docker [docker] #2",
+        "image ollama/ollama:latest",
+        "ready: http http://localhost:11434/api/tags → 200",
+        "now: unknown (--offline)",
+        "hint: Local model server; pull models with `docker exec ollama ollama pull <model>`.",
+        "env",
+        "OLLAMA_API_URL=http://localhost:11434",
+        "OLLAMA_HOST=localhost:11434",
+    ])
+    assert_block(lines, [
+        "grok-guru.mcp [group] #3",
+        "ready: ready when its dependencies are",
+        "hint: MCP server for knowledge retrieval over qdrant, with embeddings from ollama.",
+        "env",
+        "GROK_COLLECTION=grok",
+        "GROK_EMBEDDINGS_URL=http://localhost:11434/api/embeddings",
+        "GROK_QDRANT_URL=http://localhost:6333",
+        "OLLAMA_API_URL=http://localhost:11434 (from a dependency)",
+        "OLLAMA_HOST=localhost:11434 (from a dependency)",
+        "QDRANT_GRPC_URL=http://localhost:6334 (from a dependency)",
+        "QDRANT_URL=http://localhost:6333 (from a dependency)",
+        "qdrant.docker [docker] #1 (see above)",
+        "ollama.docker [docker] #2 (see above)",
+    ])
+    # the stack's own renames are its own exports, not "from a dependency"
+    assert "EXTERNAL_API=http://localhost:11434" in lines
+    assert_block(lines, [
+        "1 qdrant.docker create and start unknown (--offline)",
+        "2 ollama.docker create and start unknown (--offline)",
+        "3 grok-guru.mcp nothing to start (ready when dependencies are) after #1, #2",
+        "4 grok.stack nothing to start (ready when dependencies are) after #1, #2, #3",
+    ])
+    assert ("waves (for reading only; up starts each node as soon as its own dependencies are ready): "
+            "1: qdrant.docker, ollama.docker 2: grok-guru.mcp 3: grok.stack") in lines
+    assert lines[-1] == "note: cannot ask the docker runtime what runs (--offline); planned as if nothing runs"
+    assert result.stderr == ""
+
+
+def test_plan_grok_json() -> None:
+    data = plan_json("--offline", "grok.stack")
+    assert data["targets"] == ["grok.stack"]
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert list(nodes) == ["qdrant.docker", "ollama.docker", "grok-guru.mcp", "grok.stack"]
+    assert nodes["qdrant.docker"]["env"] == QDRANT_ENV
+    assert nodes["ollama.docker"]["env"] == OLLAMA_ENV
+    assert nodes["grok-guru.mcp"]["exports"] == GURU_OWN
+    assert nodes["grok-guru.mcp"]["env"] == {**QDRANT_ENV, **OLLAMA_ENV, **GURU_OWN}
+    assert nodes["grok.stack"]["exports"] == GROK_OWN
+    assert nodes["grok.stack"]["env"] == {**QDRANT_ENV, **OLLAMA_ENV, **GURU_OWN, **GROK_OWN}
+    assert data["env"] == nodes["grok.stack"]["env"]
+
+    q = nodes["qdrant.docker"]
+    assert (q["name"], q["type"], q["runtime"], q["image"], q["command"]) == (
+        "qdrant", "docker", "docker", "qdrant/qdrant:latest", None)
+    assert q["readiness"] == ["http http://localhost:6333/healthz → 200"]
+    assert q["path"].endswith("datums/qdrant.docker.toml")
+    assert re.fullmatch(r"[0-9a-f]{16}", q["config_hash"])
+    assert [(n["state"], n["action"], n["runtime"]) for n in nodes.values()] == [
+        ("unknown", "create", "docker"), ("unknown", "create", "docker"),
+        (None, "group", "group"), (None, "group", "group")]
+    assert nodes["grok-guru.mcp"]["depends_on"] == ["qdrant.docker", "ollama.docker"]
+    assert nodes["grok.stack"]["depends_on"] == ["qdrant.docker", "ollama.docker", "grok-guru.mcp"]
+    assert sorted(map(tuple, data["edges"])) == sorted([
+        ("grok-guru.mcp", "qdrant.docker"), ("grok-guru.mcp", "ollama.docker"),
+        ("grok.stack", "qdrant.docker"), ("grok.stack", "ollama.docker"), ("grok.stack", "grok-guru.mcp")])
+    assert data["actions"] == [
+        {"step": 1, "node": "qdrant.docker", "action": "create", "description": "create and start"},
+        {"step": 2, "node": "ollama.docker", "action": "create", "description": "create and start"},
+        {"step": 3, "node": "grok-guru.mcp", "action": "group",
+         "description": "nothing to start (ready when dependencies are)"},
+        {"step": 4, "node": "grok.stack", "action": "group",
+         "description": "nothing to start (ready when dependencies are)"},
+    ]
+    assert data["waves"] == [["qdrant.docker", "ollama.docker"], ["grok-guru.mcp"], ["grok.stack"]]
+    assert data["runtime_unavailable"] == {"docker": "--offline"}
+
+
+def test_bare_name_plans_the_same_as_the_full_identity() -> None:
+    assert plan_json("--offline", "grok") == plan_json("--offline", "grok.stack")
+
+
+def test_process_env_is_the_fallback_the_datums_ask_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROK_COLLECTION", "papers")
+    monkeypatch.setenv("QDRANT_URL", "http://elsewhere:6333")  # a dependency exports it: that one wins
+    nodes = {n["id"]: n for n in plan_json("--offline", "grok")["nodes"]}
+    assert nodes["grok-guru.mcp"]["exports"]["GROK_COLLECTION"] == "papers"
+    assert nodes["grok-guru.mcp"]["exports"]["GROK_QDRANT_URL"] == "http://localhost:6333"
+    assert nodes["grok.stack"]["exports"]["QDRANT_URL"] == "http://localhost:6333"
+
+
+def test_plan_with_an_unreachable_docker_says_so_and_still_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/b00t-graph-test/docker.sock")
+    result = invoke("plan", "grok")
+    assert result.exit_code == 0, result.output
+    lines = tree_lines(result.stdout)
+    assert "1 qdrant.docker create and start" in " | ".join(lines)
+    note = " ".join(lines[lines.index(next(x for x in lines if x.startswith("note: "))):])
+    assert note.startswith("note: cannot ask the docker runtime what runs (")
+    assert "/nonexistent/b00t-graph-test/docker.sock" in note
+    assert note.endswith("planned as if nothing runs")
+    data = plan_json("grok")
+    assert set(data["runtime_unavailable"]) == {"docker"}
+    assert [n["state"] for n in data["nodes"][:2]] == ["unknown", "unknown"]
+    assert [a["action"] for a in data["actions"]] == ["create", "create", "group", "group"]
+
+
+def test_plan_dot() -> None:
+    result = invoke("plan", "--format", "dot", "grok")
+    assert result.exit_code == 0
+    assert result.stdout == "\n".join([
+        "digraph b00t {",
+        "  rankdir=LR;",
+        "  node [shape=box, style=rounded];",
+        '  "qdrant.docker" [label="qdrant.docker\\ndocker"];',
+        '  "ollama.docker" [label="ollama.docker\\ndocker"];',
+        '  "grok-guru.mcp" [label="grok-guru.mcp\\ngroup"];',
+        '  "grok.stack" [label="grok.stack\\ngroup"];',
+        '  "qdrant.docker" -> "grok-guru.mcp";',
+        '  "ollama.docker" -> "grok-guru.mcp";',
+        '  "qdrant.docker" -> "grok.stack";',
+        '  "ollama.docker" -> "grok.stack";',
+        '  "grok-guru.mcp" -> "grok.stack";',
+        "}",
+    ]) + "\n"
+
+
+def test_plan_mermaid() -> None:
+    result = invoke("plan", "--format", "mermaid", "grok")
+    assert result.exit_code == 0
+    assert result.stdout == "\n".join([
+        "graph LR",
+        '  n0["qdrant.docker (docker)"]',
+        '  n1["ollama.docker (docker)"]',
+        '  n2["grok-guru.mcp (group)"]',
+        '  n3["grok.stack (group)"]',
+        "  n0 --> n2",
+        "  n1 --> n2",
+        "  n0 --> n3",
+        "  n1 --> n3",
+        "  n2 --> n3",
+    ]) + "\n"
+
+
+def test_the_packaged_datums_validate_cleanly() -> None:
+    result = invoke("validate")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert re.fullmatch(r"\d+ datum\(s\) ok, 0 with problems, in .*datums", result.stdout.splitlines()[-1])
+
+
+# --- folders of our own -----------------------------------------------------------------------------
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for ident, text in files.items():
+        (folder / f"{ident}.toml").write_text(text)
+    return folder
+
+
+PASSIVE = {
+    "gh.cli": """
+[b00t]
+hint = "GitHub CLI, installed by b00t"
+desires = "2.40"
+install = "sudo apt install gh"
+[[b00t.usage]]
+command = "gh auth login"
+[b00t.orchestration]
+priority = 1
+[[b00t.mcp.stdio]]
+command = "npx"
+[env]
+GH_HOST = "github.com"
+""",
+    "redis.process": """
+[b00t]
+command = "redis-server"
+args = ["--port", "6379", "--save", ""]
+depends_on = ["gh.cli"]
+[[b00t.requirements]]
+kind = "tcp_port"
+host = "localhost"
+port = 6379
+""",
+}
+
+
+def test_passive_node_is_not_managed_in_plan(tmp_path: Path) -> None:
+    d = _write(tmp_path / "datums", PASSIVE)
+    result = invoke("plan", "--offline", "-d", str(d), "redis")
+    assert result.exit_code == 0, result.output
+    lines = tree_lines(result.stdout)
+    assert_block(lines, [
+        "redis.process [process] #2",
+        "command redis-server --port 6379 --save ''",
+        "ready: tcp localhost:6379",
+        "now: unknown (--offline)",
+        "env",
+        "GH_HOST=github.com (from a dependency)",
+        "gh.cli [not managed] #1",
+        "ready: ready when its dependencies are",
+        "hint: GitHub CLI, installed by b00t",
+        "env",
+        "GH_HOST=github.com",
+    ])
+    assert "1 gh.cli not managed (type not run by b00t-graph)" in lines
+    data = plan_json("--offline", "-d", str(d), "redis")
+    gh, redis = data["nodes"]
+    assert (gh["id"], gh["runtime"], gh["action"], gh["state"], gh["hint"]) == (
+        "gh.cli", "not managed", "passive", None, "GitHub CLI, installed by b00t")
+    assert redis["readiness"] == ["tcp localhost:6379"]
+    assert redis["command"] == ["redis-server", "--port", "6379", "--save", ""]
+    assert (redis["state"], redis["action"]) == ("unknown", "create")
+    assert data["runtime_unavailable"] == {"process": "--offline"}
+
+
+def test_plan_online_asks_the_process_runtime(tmp_path: Path) -> None:
+    d = _write(tmp_path / "datums", PASSIVE)
+    data = plan_json("-d", str(d), "redis")
+    assert data["runtime_unavailable"] == {}
+    assert [(n["id"], n["state"], n["action"]) for n in data["nodes"]] == [
+        ("gh.cli", None, "passive"), ("redis.process", "absent", "create")]
+
+
+def test_plan_changes_nothing(tmp_path: Path, state_dir: Path) -> None:
+    marker = tmp_path / "started"
+    d = _write(tmp_path / "datums", {"touch.process": f"[b00t]\ncommand = 'touch'\n"
+                                                     f"args = [{json.dumps(str(marker))}]\n"})
+    before = sorted(p.relative_to(state_dir) for p in state_dir.rglob("*")) if state_dir.exists() else []
+    for args in (["plan", "touch"], ["plan", "--json", "touch"], ["plan", "--format", "dot", "touch"]):
+        assert invoke(*args, "-d", str(d)).exit_code == 0
+    assert not marker.exists()
+    after = sorted(p.relative_to(state_dir) for p in state_dir.rglob("*")) if state_dir.exists() else []
+    assert [p for p in after if "lock" not in p.name] == [p for p in before if "lock" not in p.name]
+
+
+def test_long_values_are_wrapped_never_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    tail = "and/on/" * 40 + "until/the/very/end-of-the-line"  # longer than any console is wide
+    d = _write(tmp_path / "datums", {"long.process": f"[b00t]\ncommand = 'serve'\n"
+                                                    f"[b00t.env]\nLONG_URL = 'http://example.invalid/{tail}'\n"})
+    result = invoke("plan", "--offline", "-d", str(d), "long")
+    assert result.exit_code == 0
+    joined = "".join("".join(tree_lines(result.stdout)).split())
+    assert f"LONG_URL=http://example.invalid/{tail}" in joined
+
+
+def test_plan_shows_dependencies_and_actions_in_order(tmp_path: Path) -> None:
+    d = _write(tmp_path / "datums", {
+        "db.process": "[b00t]\ncommand = 'db'\n[b00t.env]\nDB_URL = 'postgres://localhost:5432'\n",
+        "api.process": "[b00t]\ncommand = 'api'\nargs = ['--db', '${DB_URL}']\ndepends_on = ['db.process']\n"
+                       "[b00t.health_check]\ntcp = '127.0.0.1:8080'\n",
+    })
+    result = invoke("plan", "--offline", "-d", str(d), "api")
+    assert result.exit_code == 0
+    lines = tree_lines(result.stdout)
+    assert_block(lines, [
+        "api.process [process] #2",
+        "command api --db postgres://localhost:5432",
+        "ready: tcp 127.0.0.1:8080",
+    ])
+    assert_block(lines, [
+        "1 db.process create and start unknown (--offline)",
+        "2 api.process create and start unknown (--offline); after #1",
+    ])
+    assert "ready: ready when started (no readiness probe)" in lines  # db has no probe

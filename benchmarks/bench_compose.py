@@ -50,6 +50,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,8 @@ def _toml_list(items: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(x) for x in items) + "]"
 
 
-def generate(sc: Scenario, root: Path, port_base: int, probe: str, interval: str) -> Generated:
+def generate(sc: Scenario, root: Path, port_base: int, probe: str, interval: str,
+             b00t_interval_ms: int = 1000) -> Generated:
     """Write the datum folder and the compose file of one scenario under ``root``."""
     b00t_prefix = f"{PREFIX}b-{sc.name}-"
     network = f"{PREFIX}b-{sc.name}"
@@ -181,7 +183,7 @@ def generate(sc: Scenario, root: Path, port_base: int, probe: str, interval: str
             "",
             "[b00t.health_check]",
             probe_line,
-            "interval_ms = 1000",
+            f"interval_ms = {b00t_interval_ms}",
             "probe_timeout_ms = 1000",
             "timeout_ms = 60000",
             "",
@@ -290,6 +292,8 @@ class B00t:
         if proc.returncode != 0:
             raise RunFailed(f"b00t-graph up exited {proc.returncode}:\n{_tail(proc.stderr)}")
         self.last_timings = json.loads(tj.read_text()) if tj.exists() else None
+        if self.last_timings is not None:
+            self.last_timings["cli_wall"] = wall
         states = _running(self.gen.b00t_prefix)
         if len(states) != len(self.gen.ports) or set(states.values()) != {"running"}:
             raise RunFailed(f"after b00t-graph up: {states}")
@@ -413,13 +417,33 @@ def engine_start_cost(port: int, times: int, log: Callable[[str], None]) -> dict
                 serving.append(time.perf_counter() - t)
             finally:
                 api.call("DELETE", f"/containers/{cid}", {"force": True})
+    except BaseException:
+        api.call("DELETE", f"/networks/{net}")
+        raise
+    # Throughput: the wide scenario's count of containers started at once (the engine serialises much of it).
+    burst = len(SCENARIOS["wide"].services)
+    ids = []
+    try:
+        for i in range(burst):
+            body = {"Image": IMAGE, "Cmd": command(0), "ExposedPorts": {"80/tcp": {}},
+                    "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port + 1 + i)}]},
+                                   "NetworkMode": net}}
+            ids.append(api.call("POST", "/containers/create", {"name": f"{PREFIX}startcost-b{i}"}, body=body)["Id"])
+        t = time.perf_counter()
+        with ThreadPoolExecutor(burst) as pool:
+            list(pool.map(lambda cid: api.call("POST", f"/containers/{cid}/start"), ids))
+        burst_s = time.perf_counter() - t
     finally:
+        for cid in ids:
+            api.call("DELETE", f"/containers/{cid}", {"force": True})
         api.call("DELETE", f"/networks/{net}")
     res = {"create": bl.summary(creates), "start": bl.summary(starts), "start_to_serving": bl.summary(serving),
+           "burst_n": burst, "burst_start_s": burst_s,
            "network_create": bl.summary([a for a, _ in nets]), "network_delete": bl.summary([b for _, b in nets])}
     log(f"engine: create {res['create']['median'] * 1e3:.0f} ms, start {res['start']['median'] * 1e3:.0f} ms, "
         f"start→serving {res['start_to_serving']['median'] * 1e3:.0f} ms (median of {times}); network create "
-        f"{res['network_create']['median'] * 1e3:.0f} ms, delete {res['network_delete']['median'] * 1e3:.0f} ms")
+        f"{res['network_create']['median'] * 1e3:.0f} ms, delete {res['network_delete']['median'] * 1e3:.0f} ms; "
+        f"{burst} starts at once {burst_s:.2f} s")
     return res
 
 
@@ -457,7 +481,38 @@ def ensure_image(log: Callable[[str], None]) -> None:
     subprocess.run(["bash", str(BUILD_SH)], check=True, capture_output=True)
 
 
-def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost: float) -> dict[str, Any]:
+def breakdown(gen: Generated, t: dict[str, Any]) -> dict[str, Any]:
+    """Where a cold b00t-graph run's time went, along the critical path the engine reported.
+
+    ``cli`` is the process around the engine (interpreter, imports, loading and
+    compiling the datums); ``plan`` the engine's first look at the containers;
+    then per hop: waiting for the container made ahead (``prepare``), the start
+    call (``start``), the service's own delay, and the readiness ``lag`` (from
+    the moment httpd could answer to the probe that saw it).
+    """
+    delays = {f"{gen.b00t_name(s.name)}.docker": s.delay for s in gen.scenario.services}
+    nodes = t["nodes"]
+    hops = [h["node"] for h in t.get("critical_path", []) if h["node"] in delays]
+    out = {"cli_wall": t.get("cli_wall"), "engine_wall": t["wall"],
+           "cli": (t.get("cli_wall") or t["wall"]) - t["wall"],
+           "plan": min((v["runnable"] for v in nodes.values() if v.get("runnable") is not None), default=0.0),
+           "hops": [h.removeprefix(gen.b00t_prefix).removesuffix(".docker") for h in hops],
+           "prepare": 0.0, "start": 0.0, "delay": 0.0, "lag": 0.0, "between": 0.0}
+    prev_ready = None
+    for h in hops:
+        v = nodes[h]
+        if prev_ready is not None:
+            out["between"] += v["runnable"] - prev_ready
+        out["prepare"] += (v["started"] or v["runnable"]) - v["runnable"]
+        out["start"] += (v["launched"] or v["started"] or v["runnable"]) - (v["started"] or v["runnable"])
+        out["delay"] += delays[h]
+        out["lag"] += v["ready"] - (v["launched"] or v["runnable"]) - delays[h]
+        prev_ready = v["ready"]
+    return out
+
+
+def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost: float,
+               cold: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     cp, chain = sc.critical_path()
     lim, lim_chain = sc.critical_path(start_cost)
     out: dict[str, Any] = {"n": len(sc.services), "depth": bl.depth(sc.dag), "description": sc.description,
@@ -467,6 +522,11 @@ def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost
                                         for s in sc.services]}
     for tool, measures in runs.items():
         out[tool] = {m: bl.summary(v) for m, v in measures.items()}
+    if cold:
+        keys = ("cli", "plan", "prepare", "start", "delay", "lag", "between")
+        out["b00t_cold_breakdown"] = {k: statistics.median(c[k] for c in cold) for k in keys}
+        out["b00t_cold_breakdown"]["hops"] = statistics.median(len(c["hops"]) for c in cold)
+        out["b00t_cold_runs"] = list(cold)
     return out
 
 
@@ -481,6 +541,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--b00t-network", choices=("own", "precreated"), default="precreated",
                     help="own: b00t-graph creates (and removes) its network itself; precreated (default): the "
                          "bench creates it before the timed up and removes it after the timed down")
+    ap.add_argument("--b00t-interval-ms", type=int, default=1000,
+                    help="b00t-graph's interval_ms (the cap of its probe backoff; default 1000, like compose's 1s)")
     ap.add_argument("--compose-interval", default="1s", help="compose healthcheck interval (default 1s)")
     ap.add_argument("--ensure-calls", type=int, default=3, help="ensure() calls per backend per run")
     ap.add_argument("--port-base", type=int, default=47100)
@@ -501,14 +563,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     signal.signal(signal.SIGTERM, on_term)
     started = time.perf_counter()
-    total_ports = sum(len(SCENARIOS[n].services) for n in names) + 1
+    scenario_ports = sum(len(SCENARIOS[n].services) for n in names)
+    total_ports = scenario_ports + 1 + len(SCENARIOS["wide"].services)  # + the engine-cost measures' ports
+    api.sweep(PREFIX, log)  # what an earlier, killed run may have left
     if not _ports_free(args.port_base, total_ports):
         ap.error(f"ports {args.port_base}–{args.port_base + total_ports - 1} are not all free; use --port-base")
     tmp = Path(tempfile.mkdtemp(prefix=PREFIX))
     data: dict[str, Any] = {
         "settings": {"runs": runs, "scenarios": names, "b00t_probe": args.b00t_probe, "b00t_network": args.b00t_network,
                      "compose_interval": args.compose_interval, "compose_timeout": "1s", "compose_retries": 60,
-                     "b00t_health": {"interval_ms": 1000, "probe_timeout_ms": 1000, "timeout_ms": 60000},
+                     "b00t_health": {"interval_ms": args.b00t_interval_ms, "probe_timeout_ms": 1000, "timeout_ms": 60000},
                      "ensure_calls": args.ensure_calls, "image": IMAGE},
         "machine": bl.machine(),
         "failures": [],
@@ -517,13 +581,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         api.sweep(PREFIX, log)
         ensure_image(log)
-        data["start_cost"] = engine_start_cost(args.port_base + total_ports - 1, 5, log)
+        data["start_cost"] = engine_start_cost(args.port_base + scenario_ports, 5, log)
         data["process_cost"] = process_costs()
         start_cost = data["start_cost"]["start"]["median"]
         gens: dict[str, Generated] = {}
         port = args.port_base
         for n in names:
-            gens[n] = generate(SCENARIOS[n], tmp, port, args.b00t_probe, args.compose_interval)
+            gens[n] = generate(SCENARIOS[n], tmp, port, args.b00t_probe, args.compose_interval,
+                               args.b00t_interval_ms)
             port += len(SCENARIOS[n].services)
             if args.keep_files:
                 dest = args.keep_files / n
@@ -534,6 +599,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             n: {"b00t": {"cold": [], "warm": [], "down": [], "ensure_asyncio": [], "ensure_trio": []},
                 "compose": {"cold": [], "warm": [], "down": []}} for n in names}
         warmed_ensure: set[str] = set()
+        b00t_cold: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         for r in range(runs):
             for n in names:
                 gen = gens[n]
@@ -546,6 +612,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     try:
                         tool.before()
                         cold = tool.up()
+                        cold_timings = b00t.last_timings if tool is b00t else None
                         warm = tool.up()
                         extra = ""
                         if tool is b00t and args.ensure_calls:
@@ -571,18 +638,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     m["cold"].append(cold)
                     m["warm"].append(warm)
                     m["down"].append(down)
+                    if cold_timings is not None:
+                        b00t_cold[n].append(breakdown(gen, cold_timings))
                     left = tool.leftovers()
                     if left:
                         msg = f"run {r + 1} {n} {key}: down left {left} behind"
                         log("LEAK " + msg)
                         data["failures"].append(msg)
                         api.sweep(PREFIX + ("b-" if tool is b00t else "c-") + n, log)
-                    if tool is b00t and b00t.last_timings:
-                        data.setdefault("b00t_critical", {})[n] = b00t.last_timings.get("critical_path")
                     log(f"run {r + 1}/{runs} {n:8} {key:7} cold {cold:6.2f} s, warm {warm:5.2f} s, "
                         f"down {down:5.2f} s{extra}")
                     time.sleep(0.5)  # let the engine finish tearing down (proxies, namespaces)
-            data["scenarios"] = {n: _summarise(SCENARIOS[n], measures[n], start_cost) for n in names}
+            data["scenarios"] = {n: _summarise(SCENARIOS[n], measures[n], start_cost, b00t_cold[n]) for n in names}
             data["duration_s"] = time.perf_counter() - started
             bl.write_result(args.result_name, data)
     finally:

@@ -16,8 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psutil
@@ -133,7 +134,7 @@ def stack_datum(name: str, members: Iterable[str]) -> str:
     return f'[b00t]\nname = {q(name)}\ntype = "stack"\nmembers = [' + ", ".join(q(m) for m in members) + "]\n"
 
 
-def records(state_dir: Path) -> dict[str, dict[str, object]]:
+def records(state_dir: Path) -> dict[str, dict[str, Any]]:
     """node id → its process record, as the process runtime wrote it."""
     out = {}
     for path in sorted((state_dir / "process").glob("*.json")):
@@ -174,10 +175,10 @@ def wait_gone(pid: int, timeout: float = 5.0) -> bool:
     return not alive(pid)
 
 
-def wait_for(predicate: object, timeout: float = 10.0, what: str = "condition") -> None:
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
@@ -252,7 +253,7 @@ class Reaper:
         leaked = []
         recs = {**before, **records(self.state_dir)}
         for rec in recs.values():
-            pid, created = int(rec["pid"]), float(rec["create_time"])  # type: ignore[arg-type]
+            pid, created = int(rec["pid"]), float(rec["create_time"])
             if alive(pid, created):
                 leaked.append(pid)
                 kill(pid, created)

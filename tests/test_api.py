@@ -144,7 +144,7 @@ async def test_running_brings_up_and_takes_down(app: Path, state_dir: Path) -> N
     async with running("app.stack", datums=app, state_dir=state_dir) as env:
         check_env(env)
         recs = records(state_dir)
-        pids = [int(r["pid"]) for r in recs.values()]  # type: ignore[call-overload]
+        pids = [int(r["pid"]) for r in recs.values()]
         assert len(pids) == 2 and all(alive(p) for p in pids)
     assert all(wait_gone(p) for p in pids)
     assert records(state_dir) == {}
@@ -155,7 +155,7 @@ async def test_running_takes_down_when_the_body_raises(app: Path, state_dir: Pat
     pids: list[int] = []
     with pytest.raises(ZeroDivisionError):
         async with running("app.stack", datums=app, state_dir=state_dir):
-            pids += [int(r["pid"]) for r in records(state_dir).values()]  # type: ignore[call-overload]
+            pids += [int(r["pid"]) for r in records(state_dir).values()]
             1 / 0  # noqa: B018
     assert len(pids) == 2 and all(wait_gone(p) for p in pids)
     assert records(state_dir) == {}

@@ -44,7 +44,7 @@ def svc(tmp_path: Path) -> Path:
 
 
 def pids(state_dir: Path) -> dict[str, int]:
-    return {i: int(r["pid"]) for i, r in records(state_dir).items()}  # type: ignore[call-overload]
+    return {i: int(r["pid"]) for i, r in records(state_dir).items()}
 
 
 def status_json(folder: Path, target: str, state_dir: Path) -> dict[str, dict[str, str]]:

@@ -524,7 +524,7 @@ class DockerRuntime:
                     raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
                 await d.containers.container(info["Id"]).start()
                 return str(info["Id"])
-            if action is Action.RECREATE or observed.state in (State.RUNNING, State.STOPPED):
+            if action is Action.RECREATE:
                 for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
                     info = await _inspect(d, ref)
                     if info is not None and not _is_ours(info["Config"].get("Labels")):

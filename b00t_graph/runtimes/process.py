@@ -28,6 +28,9 @@ from ..locks import default_state_dir, safe_name
 from ..readiness import wait_ready
 from . import Action, Observed, State
 
+#: How long a process without a readiness probe must stay up to count as started.
+SETTLE = 0.2
+
 
 class ProcessRuntime:
     """The ``process`` datum type: ``command`` + ``args`` in ``cwd`` (default: the datum's folder)."""
@@ -129,6 +132,13 @@ class ProcessRuntime:
     # --- readiness (ProbeHost) -------------------------------------------------------------------
 
     async def wait_ready(self, node: Node) -> str:
+        child = self._children.get(node.id)
+        if child is not None and (node.health is None or not node.health.probes()):
+            # Without a probe, "started" is all there is to wait for; a short settle time still
+            # catches the common failure of a command that exits at once (bad flag, missing file).
+            deadline = anyio.current_time() + SETTLE
+            while child.returncode is None and anyio.current_time() < deadline:
+                await anyio.sleep(0.01)
         return await wait_ready(node, self)
 
     async def alive(self, node: Node) -> None:

@@ -37,9 +37,9 @@ def svc(tmp_path: Path) -> Path:
     return write_service(tmp_path / "bin")
 
 
-async def up(folder: Path, *targets: str, state_dir: Path, **kw: bool) -> RunResult:
+async def up(folder: Path, *targets: str, state_dir: Path) -> RunResult:
     graph = load_graph(targets, folder)
-    async with Engine(state_dir=state_dir, **kw) as engine:
+    async with Engine(state_dir=state_dir) as engine:
         return await engine.up(graph)
 
 
@@ -50,7 +50,7 @@ async def down(folder: Path, *targets: str, state_dir: Path) -> RunResult:
 
 
 def pid_of(state_dir: Path, ident: str) -> int:
-    return int(records(state_dir)[ident]["pid"])  # type: ignore[call-overload]
+    return int(records(state_dir)[ident]["pid"])
 
 
 async def test_starts_detached_records_pid_and_passes_env(
@@ -67,11 +67,11 @@ async def test_starts_detached_records_pid_and_passes_env(
     recs = records(state_dir)
     assert set(recs) == {"db.process", "app.process"}
     for ident, rec in recs.items():
-        assert alive(int(rec["pid"]), float(rec["create_time"])), ident  # type: ignore[call-overload,arg-type]
+        assert alive(int(rec["pid"]), float(rec["create_time"])), ident
         assert rec["config_hash"] == load_graph([ident], folder).nodes[ident].config_hash
         assert Path(str(rec["log"])).exists()
         # Its own session: Ctrl-C in the terminal that ran `up` does not reach it.
-        assert os.getsid(int(rec["pid"])) == int(rec["pid"])  # type: ignore[call-overload]
+        assert os.getsid(int(rec["pid"])) == int(rec["pid"])
     with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/env", timeout=5) as resp:
         env = json.loads(resp.read())
     assert env["DB_URL"] == f"http://127.0.0.1:{db_port}"  # a dependency's export
@@ -188,10 +188,10 @@ async def test_config_change_restarts_unless_no_recreate(
         assert new == old
         assert res.timings["web.process"].detail == Action.KEEP.value
     else:
-        assert new["pid"] != old["pid"] and "--tag=v2" in new["argv"]  # type: ignore[operator]
+        assert new["pid"] != old["pid"] and "--tag=v2" in new["argv"]
         assert new["config_hash"] != old["config_hash"]
-        assert wait_gone(int(old["pid"]))  # type: ignore[call-overload]
-        assert alive(int(new["pid"]), float(new["create_time"]))  # type: ignore[call-overload,arg-type]
+        assert wait_gone(int(old["pid"]))
+        assert alive(int(new["pid"]), float(new["create_time"]))
         assert res.timings["web.process"].action is Action.RECREATE
 
 
@@ -293,7 +293,7 @@ async def test_cancelled_up_leaves_the_started_process_recorded_for_down(
     assert scope.cancelled_caught
     recs = records(state_dir)
     assert set(recs) == {"slow.process"}
-    pid = int(recs["slow.process"]["pid"])  # type: ignore[call-overload]
+    pid = int(recs["slow.process"]["pid"])
     assert alive(pid), "a started service outlives the cancelled run, like a container"
     assert not (await down(folder, "after.process", state_dir=state_dir)).failures
     assert wait_gone(pid)

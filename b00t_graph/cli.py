@@ -66,6 +66,7 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
 async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool]:
     """Run ``fn`` until it ends or SIGINT/SIGTERM arrives; on a signal it is cancelled cleanly."""
     result: list[T] = []
+    failure: list[B00tGraphError] = []
     interrupted = False
     async with anyio.create_task_group() as tg:
 
@@ -78,11 +79,16 @@ async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool
                     return
 
         async def work() -> None:
-            result.append(await fn())
+            try:
+                result.append(await fn())
+            except B00tGraphError as exc:  # raised bare below, not wrapped in an exception group
+                failure.append(exc)
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
         tg.start_soon(work)
+    if failure:
+        raise failure[0]
     return (result[0] if result else None), interrupted
 
 

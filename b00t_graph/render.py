@@ -36,7 +36,15 @@ def what(node: Node) -> str:
     """The thing that runs: image or command line."""
     s = node.spec
     if s.type == "docker":
-        return f"image {s.image}"
+        extra = [*s.docker_args, *(f"-p {p}" for p in s.ports), *(f"-v {v}" for v in s.volumes)]
+        if s.network:
+            extra.append(f"--network {s.network}")
+        if s.resources and s.resources.memory_limit:
+            extra.append(f"memory {s.resources.memory_limit}")
+        if s.resources and s.resources.cpu_limit:
+            extra.append(f"cpus {s.resources.cpu_limit}")
+        cmd = f"  command {shlex.join(s.command)}" if s.command else ""
+        return f"image {s.image}" + (f"  {' '.join(extra)}" if extra else "") + cmd
     if s.type == "process":
         return "command " + shlex.join([*(s.command or ()), *s.args])  # quoted: copy-pasteable
     if s.type == "stack":

@@ -35,7 +35,6 @@ end, also on Ctrl-C or an error (a sweep of the ``b00tbench-`` prefix).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import random
@@ -313,7 +312,6 @@ class B00t:
     def ensure(self, backend: str, times: int) -> list[float]:
         """In-process ``ensure()`` latency, ``times`` calls on one event loop, everything already running."""
         import anyio
-
         from b00t_graph import ensure
 
         async def go() -> list[float]:
@@ -346,7 +344,7 @@ class Compose:
             t0 = time.perf_counter()
             proc = subprocess.Popen([*self.base, "up", "-d"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             try:
-                out, err = proc.communicate(timeout=RUN_TIMEOUT)
+                _, err = proc.communicate(timeout=RUN_TIMEOUT)
             except subprocess.TimeoutExpired as exc:
                 proc.kill()
                 proc.communicate()
@@ -514,7 +512,7 @@ def breakdown(gen: Generated, t: dict[str, Any]) -> dict[str, Any]:
 def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost: float,
                cold: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     cp, chain = sc.critical_path()
-    lim, lim_chain = sc.critical_path(start_cost)
+    lim, _ = sc.critical_path(start_cost)
     out: dict[str, Any] = {"n": len(sc.services), "depth": bl.depth(sc.dag), "description": sc.description,
                            "critical_path_s": cp, "critical_chain": chain,
                            "critical_path_with_start_s": lim, "chain_start_cost_s": lim - cp,
@@ -570,9 +568,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"ports {args.port_base}–{args.port_base + total_ports - 1} are not all free; use --port-base")
     tmp = Path(tempfile.mkdtemp(prefix=PREFIX))
     data: dict[str, Any] = {
-        "settings": {"runs": runs, "scenarios": names, "b00t_probe": args.b00t_probe, "b00t_network": args.b00t_network,
-                     "compose_interval": args.compose_interval, "compose_timeout": "1s", "compose_retries": 60,
-                     "b00t_health": {"interval_ms": args.b00t_interval_ms, "probe_timeout_ms": 1000, "timeout_ms": 60000},
+        "settings": {"runs": runs, "scenarios": names, "b00t_probe": args.b00t_probe,
+                     "b00t_network": args.b00t_network, "compose_interval": args.compose_interval,
+                     "compose_timeout": "1s", "compose_retries": 60,
+                     "b00t_health": {"interval_ms": args.b00t_interval_ms, "probe_timeout_ms": 1000,
+                                     "timeout_ms": 60000},
                      "ensure_calls": args.ensure_calls, "image": IMAGE},
         "machine": bl.machine(),
         "failures": [],

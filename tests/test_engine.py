@@ -89,7 +89,7 @@ async def test_no_waves_on_a_random_dag(write_datums: WriteDatums) -> None:
         tm = res.timings[P(n)]
         assert tm.runnable is not None and tm.ready is not None
         last = max((res.timings[P(d)].ready or 0.0 for d in ds), default=0.0)
-        assert last <= tm.runnable < last + 0.04, (n, ds, last, tm.runnable)
+        assert last <= tm.runnable < last + 0.08, (n, ds, last, tm.runnable)
         assert tm.ready >= tm.runnable + delays[P(n)] - 0.005
 
 

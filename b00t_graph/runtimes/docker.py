@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -180,18 +181,64 @@ def _foreign_text(info: dict[str, Any]) -> str:
             "created by b00t-graph")
 
 
+#: per event loop, one lock per network name: the engine's CheckDuplicate is not atomic, so two
+#: concurrent creates of one name make two networks, and no container on that name can start then
+_net_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
+
+
 async def _ensure_network(d: Docker, name: str, labels: dict[str, str]) -> None:
-    try:
-        await d.networks.get(name)
+    locks = _net_locks.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(name, asyncio.Lock()):  # nodes of one run share networks
+        try:
+            await d.networks.get(name)
+            return
+        except DockerError as exc:
+            if exc.status == 400 and "ambiguous" in exc.message:  # two processes raced: see below
+                await _dedupe_network(d, name)
+                return
+            if exc.status != 404:
+                raise
+        try:
+            await d.networks.create({"Name": name, "CheckDuplicate": True, "Labels": labels})
+        except DockerError as exc:
+            if exc.status != 409:  # created meanwhile by a concurrent node or process: fine
+                raise
+        await _dedupe_network(d, name)
+
+
+async def _dedupe_network(d: Docker, name: str) -> None:
+    """Two processes that create one network at once make two of that name, and the engine then
+    refuses every container on it as ambiguous. Keep one (one in use, else the lowest id: the same
+    choice in every process) and remove the other, empty ones that are ours."""
+    nets = [n for n in await d.networks.list(filters={"name": [name]}) if n.get("Name") == name]
+    if len(nets) < 2:
         return
-    except DockerError as exc:
-        if exc.status != 404:
-            raise
-    try:
-        await d.networks.create({"Name": name, "CheckDuplicate": True, "Labels": labels})
-    except DockerError as exc:
-        if exc.status != 409:  # created meanwhile by a concurrent node or process: fine
-            raise
+    shown = [await (await d.networks.get(n["Id"])).show() for n in nets]
+    keep = min(shown, key=lambda n: (not n.get("Containers"), n["Id"]))
+    for n in shown:
+        if n["Id"] != keep["Id"] and _is_ours(n.get("Labels")) and not n.get("Containers"):
+            try:
+                await (await d.networks.get(n["Id"])).delete()
+            except DockerError as exc:
+                if exc.status not in (403, 404, 409):  # joined or removed meanwhile
+                    raise
+
+
+async def _start(d: Docker, cid: str, networks: Sequence[str]) -> None:
+    """Start a container; while a network of its is ambiguous (another process made it at the same
+    moment) or the duplicate it resolved to was just removed, settle that network and try again."""
+    for attempt in range(10):
+        try:
+            await d.containers.container(cid).start()
+            return
+        except DockerError as exc:
+            raced = "ambiguous" in exc.message or (exc.status == 404 and "network" in exc.message)
+            if attempt == 9 or not networks or not raced:
+                raise
+        for net in networks:
+            await _dedupe_network(d, net)
+        await asyncio.sleep(0.05)
 
 
 async def _volume_labels(d: Docker, name: str) -> dict[str, str] | None:
@@ -223,8 +270,9 @@ async def _create(d: Docker, plan: ContainerPlan, labels: dict[str, str]) -> str
         try:
             container = await d.containers.create(plan.config, name=plan.name)
         except DockerError as exc:
-            # a network removed by a node stopping at the same moment: make it again, once
-            if exc.status == 404 and "network" in exc.message and attempt == 1:
+            # a network removed by a node stopping at the same moment: make it again, once;
+            # or made twice by two processes at once: _ensure_network settles it, once
+            if attempt == 1 and ((exc.status == 404 and "network" in exc.message) or "ambiguous" in exc.message):
                 continue
             raise
         return container.id
@@ -522,7 +570,7 @@ class DockerRuntime:
                     return await fresh(d)
                 if not _is_ours(info["Config"].get("Labels")):
                     raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
-                await d.containers.container(info["Id"]).start()
+                await _start(d, str(info["Id"]), plan.networks)
                 return str(info["Id"])
             if action is Action.RECREATE:
                 for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
@@ -569,12 +617,12 @@ class DockerRuntime:
                 raise StartError(node.id, f"another b00t-graph run created {plan.name!r} at the same time with "
                                  f"a different configuration (hash {theirs.get(HASH)}); run up again")
             if not info["State"].get("Running"):
-                await d.containers.container(info["Id"]).start()
+                await _start(d, str(info["Id"]), plan.networks)
             return str(info["Id"])
 
         async def start_new(d: Docker, cid: str) -> str:
             try:
-                await d.containers.container(cid).start()
+                await _start(d, cid, plan.networks)
             except DockerError:
                 # never leave a half-made container holding the name: the next `up` starts clean
                 try:

@@ -246,8 +246,10 @@ class Engine:
                 # Another process may have acted between our batched look and the lock: look again.
                 fresh = (await rt.observe([node])).get(node.id, ABSENT)
                 if fresh != obs:
-                    obs, action = fresh, decide(node, fresh, no_recreate=self.no_recreate)
-                    tm.action = action
+                    obs, fresh_action = fresh, decide(node, fresh, no_recreate=self.no_recreate)
+                    # A container made ahead by prepare() shows as stopped: still a create, for people.
+                    if not (action is Action.CREATE and fresh_action is Action.START):
+                        action = tm.action = fresh_action
             if node.id in prepared:
                 await prepared[node.id].wait()
                 if node.id in prep_errors and action.changes:

@@ -1,8 +1,9 @@
 """Readiness probes shared by every runtime: HTTP, TCP, exec and a log-line regex.
 
 Probing runs in b00t-graph itself with a short first interval that backs off
-(10 ms, ×1.5 each try, capped at ``interval_ms``), so a service that comes up
-in 50 ms is seen within tens of milliseconds and a slow one is not hammered.
+(10 ms, ×1.5 each try, capped at ``interval_ms`` and at a tenth of the time
+already waited), so a service that comes up in 50 ms is seen within tens of
+milliseconds, one that takes 3 s within ~0.3 s, and none is hammered.
 Compose, by contrast, polls dependency health every 500 ms and runs a health
 check first only after its interval, adding delay at every hop of a chain.
 """
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 FIRST_DELAY = 0.01
 BACKOFF = 1.5
+LAG = 0.1
+MIN_CAP = 0.05
 
 
 class ProbeHost(Protocol):
@@ -158,7 +161,9 @@ async def wait_ready(node: Node, host: ProbeHost) -> str:
                     node.id, f"readiness probe {', '.join(hc.probes())} did not pass within "
                     f"{hc.timeout_ms / 1000:g}s ({tries} tries); last: {why}", await _tail(host, node))
             await anyio.sleep(min(delay, max(0.0, deadline - now)))
-            delay = min(delay * BACKOFF, hc.interval_ms / 1000)
+            # Back off, but never let the gap exceed LAG of the time already waited: the moment a
+            # service comes up is then seen at most ~LAG late, at a handful of probes a second.
+            delay = min(delay * BACKOFF, hc.interval_ms / 1000, max(MIN_CAP, LAG * (now - start)))
     finally:
         with anyio.CancelScope(shield=True):
             await http.aclose()

@@ -373,6 +373,34 @@ class Compose:
                 + [n for _, n in api.names_with_prefix("networks", self.gen.project)])
 
 
+# --- the engine's CPU -----------------------------------------------------------------------------
+
+
+def _engine_pids() -> list[int]:
+    """dockerd and containerd: the daemons both tools make work (per-container shims come and go)."""
+    pids = []
+    for name in ("dockerd", "containerd"):
+        try:
+            out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+        except OSError:
+            return []
+        pids += [int(p) for p in out]
+    return pids
+
+
+def engine_cpu(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) dockerd and containerd have used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 # --- fixed costs ---------------------------------------------------------------------------------
 
 
@@ -509,13 +537,70 @@ def breakdown(gen: Generated, t: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def engine_bound(sc: Scenario, latency: float, service: float, order: str = "critical", seed: int = 0) -> float:
+    """When could a perfect tool have every service ready, on an engine that serialises starts?
+
+    A model of the engine as one server: a start requested at ``r`` begins at
+    ``max(r, server free)``, keeps the server busy ``service`` seconds (the
+    measured burst throughput) and returns ``latency`` seconds after it began
+    (a lone start's measured time). The perfect tool asks for each start the
+    instant its dependencies are ready, with no process or probe overhead. When
+    several starts wait, ``order="critical"`` sends the one with the heaviest
+    remaining chain first (the best a tool can do by pacing its requests);
+    ``order="random"`` lets the engine pick (seeded), as when every start is sent at once.
+    """
+    import heapq
+
+    rnd = random.Random(seed)
+    deps = {s.name: s.deps for s in sc.services}
+    dependents: dict[str, list[str]] = {s.name: [] for s in sc.services}
+    for s in sc.services:
+        for d in s.deps:
+            dependents[d].append(s.name)
+    tail: dict[str, float] = {}  # heaviest chain from each service to the end, itself included
+    for s in reversed(sc.services):
+        tail[s.name] = s.delay + latency + max((tail[x] for x in dependents[s.name]), default=0.0)
+
+    def prio(n: str) -> float:
+        return -tail[n] if order == "critical" else rnd.random()
+
+    waiting = {s.name: len(s.deps) for s in sc.services}
+    arrivals = [(0.0, n) for n, ds in deps.items() if not ds]  # (request time, service)
+    heapq.heapify(arrivals)
+    queue: list[tuple[float, float, str]] = []  # requests already made, by priority
+    free = 0.0
+    ready: dict[str, float] = {}
+    while arrivals or queue:
+        now = free if queue else max(free, arrivals[0][0])
+        while arrivals and arrivals[0][0] <= now:
+            r, n = heapq.heappop(arrivals)
+            heapq.heappush(queue, (prio(n), r, n))
+        _, r, n = heapq.heappop(queue)
+        begin = max(r, free)
+        free = begin + service
+        ready[n] = begin + latency + sc.delays[n]
+        for x in dependents[n]:
+            waiting[x] -= 1
+            if waiting[x] == 0:
+                heapq.heappush(arrivals, (max(ready[d] for d in deps[x]), x))
+    return max(ready.values())
+
+
+def engine_bound_random(sc: Scenario, latency: float, service: float, draws: int = 201) -> float:
+    """The median of :func:`engine_bound` over random engine orders."""
+    return statistics.median(engine_bound(sc, latency, service, "random", seed) for seed in range(draws))
+
+
 def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost: float,
-               cold: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+               cold: Sequence[dict[str, Any]] = (), service: float | None = None) -> dict[str, Any]:
     cp, chain = sc.critical_path()
     lim, _ = sc.critical_path(start_cost)
     out: dict[str, Any] = {"n": len(sc.services), "depth": bl.depth(sc.dag), "description": sc.description,
                            "critical_path_s": cp, "critical_chain": chain,
                            "critical_path_with_start_s": lim, "chain_start_cost_s": lim - cp,
+                           "engine_bound_s": engine_bound(sc, start_cost, service) if service else None,
+                           "engine_bound_random_s": engine_bound_random(sc, start_cost, service) if service else None,
+                           "engine_service_s": service,
                            "services": [{"name": s.name, "delay": s.delay, "deps": list(s.deps)}
                                         for s in sc.services]}
     for tool, measures in runs.items():
@@ -536,9 +621,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--b00t-probe", choices=("http", "exec"), default="http",
                     help="b00t-graph's readiness: HTTP to the published port (default) or the same wget as "
                          "compose, exec'd in the container")
-    ap.add_argument("--b00t-network", choices=("own", "precreated"), default="precreated",
-                    help="own: b00t-graph creates (and removes) its network itself; precreated (default): the "
-                         "bench creates it before the timed up and removes it after the timed down")
+    ap.add_argument("--b00t-network", choices=("own", "precreated"), default="own",
+                    help="own (default): b00t-graph creates and removes its network itself, inside the timed "
+                         "up/down, like compose; precreated: the bench makes it before the timed up and removes "
+                         "it after the timed down")
     ap.add_argument("--b00t-interval-ms", type=int, default=1000,
                     help="b00t-graph's interval_ms (the cap of its probe backoff; default 1000, like compose's 1s)")
     ap.add_argument("--compose-interval", default="1s", help="compose healthcheck interval (default 1s)")
@@ -584,6 +670,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data["start_cost"] = engine_start_cost(args.port_base + scenario_ports, 5, log)
         data["process_cost"] = process_costs()
         start_cost = data["start_cost"]["start"]["median"]
+        service = data["start_cost"]["burst_start_s"] / data["start_cost"]["burst_n"]
         gens: dict[str, Generated] = {}
         port = args.port_base
         for n in names:
@@ -596,8 +683,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 shutil.copytree(gens[n].datums, dest / "datums")
                 shutil.copy(gens[n].compose_file, dest / "docker-compose.yml")
         measures: dict[str, dict[str, dict[str, list[float]]]] = {
-            n: {"b00t": {"cold": [], "warm": [], "down": [], "ensure_asyncio": [], "ensure_trio": []},
-                "compose": {"cold": [], "warm": [], "down": []}} for n in names}
+            n: {"b00t": {"cold": [], "warm": [], "down": [], "cold_engine_cpu": [], "ensure_asyncio": [],
+                         "ensure_trio": []},
+                "compose": {"cold": [], "warm": [], "down": [], "cold_engine_cpu": []}} for n in names}
+        pids = _engine_pids()
         warmed_ensure: set[str] = set()
         b00t_cold: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         for r in range(runs):
@@ -611,7 +700,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     m = measures[n][key]
                     try:
                         tool.before()
+                        cpu0 = engine_cpu(pids)
                         cold = tool.up()
+                        cold_cpu = engine_cpu(pids) - cpu0
                         cold_timings = b00t.last_timings if tool is b00t else None
                         warm = tool.up()
                         extra = ""
@@ -636,6 +727,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         api.sweep(PREFIX + ("b-" if tool is b00t else "c-") + n, log)
                         continue
                     m["cold"].append(cold)
+                    m["cold_engine_cpu"].append(cold_cpu)
                     m["warm"].append(warm)
                     m["down"].append(down)
                     if cold_timings is not None:
@@ -646,10 +738,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         log("LEAK " + msg)
                         data["failures"].append(msg)
                         api.sweep(PREFIX + ("b-" if tool is b00t else "c-") + n, log)
-                    log(f"run {r + 1}/{runs} {n:8} {key:7} cold {cold:6.2f} s, warm {warm:5.2f} s, "
+                    log(f"run {r + 1}/{runs} {n:8} {key:7} cold {cold:6.2f} s (engine CPU {cold_cpu:4.1f} s), "
+                        f"warm {warm:5.2f} s, "
                         f"down {down:5.2f} s{extra}")
                     time.sleep(0.5)  # let the engine finish tearing down (proxies, namespaces)
-            data["scenarios"] = {n: _summarise(SCENARIOS[n], measures[n], start_cost, b00t_cold[n]) for n in names}
+            data["scenarios"] = {n: _summarise(SCENARIOS[n], measures[n], start_cost, b00t_cold[n], service)
+                                 for n in names}
             data["duration_s"] = time.perf_counter() - started
             bl.write_result(args.result_name, data)
     finally:

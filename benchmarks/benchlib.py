@@ -152,6 +152,10 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     compose = _cmd(["docker-compose", "version", "--short"])
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        load = []
     return {
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
@@ -162,6 +166,7 @@ def machine() -> dict[str, Any]:
         "python_executable": sys.executable,
         "docker_engine": _cmd(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]),
         "docker_compose": compose,
+        "loadavg": " ".join(load),
     }
 
 

@@ -50,6 +50,14 @@ def http_ok(port: int) -> bool:
         return int(resp.status) == 200
 
 
+def answers(port: int) -> bool:
+    """http_ok for polling: before the service listens, the engine's proxy accepts and then resets."""
+    try:
+        return http_ok(port)
+    except OSError:
+        return False
+
+
 def no_traceback(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
 
@@ -326,8 +334,8 @@ def test_a_health_check_that_never_passes_times_out_naming_node_and_probe(stack:
     assert proc.returncode == 1, proc.stderr
     no_traceback(proc.stderr)
     failure = next(line for line in proc.stderr.splitlines() if line.startswith(f"✗ {stack.ident('a')}:"))
-    assert f"http://127.0.0.1:{port}/" in failure, failure
-    assert "1.5s" in failure or "timed out" in failure or "within" in failure, failure
+    assert f"readiness probe http http://127.0.0.1:{port}/" in failure, failure
+    assert "did not pass within 1.5s" in failure, failure
     assert stack.info("a")["State"]["Running"] is True  # left as it is, for inspection
 
 
@@ -370,6 +378,7 @@ def test_two_ups_at_once_make_one_container_per_datum(stack: Stack) -> None:
         no_traceback(stderr)
     names = sorted(c["Names"][0] for c in stack.containers())
     assert names == [f"/{stack.name(s)}" for s in ("a", "b", "c")]
+    assert stack.leftovers()["networks"] == [stack.net]  # one network too, though both made it at once
     stack.assert_running_ours("a", "b", "c")
     assert (proc := stack.up()).returncode == 0, proc.stderr
     assert proc.stderr.count("already running") >= 3, proc.stderr
@@ -389,7 +398,7 @@ def test_sigint_during_up_then_down_leaves_nothing_behind(stack: Stack) -> None:
         return bool(slow and slow["State"]["Running"] and quick and quick["State"]["Running"])
 
     wait_for(probing, timeout=30, what="slow and quick to run")
-    wait_for(lambda: http_ok(stack.ports["quick"]), timeout=15, what="quick to serve")
+    wait_for(lambda: answers(stack.ports["quick"]), timeout=15, what="quick to serve")
     time.sleep(0.5)  # slow is being probed now, and will not answer for a minute
     assert up.poll() is None, up.communicate()
     up.send_signal(signal.SIGINT)
@@ -400,6 +409,8 @@ def test_sigint_during_up_then_down_leaves_nothing_behind(stack: Stack) -> None:
     left = stack.leftovers()
     assert f"/{stack.name('slow')}" in left["containers"] and left["networks"] == [stack.net]
     assert left["volumes"] == [vol]
+    after = stack.engine.container(stack.name("after"))
+    assert after is None or after["State"]["Running"] is False  # its dependency never got ready
 
     t0 = time.monotonic()
     proc = stack.cli("down", stack.target, "--volumes")
@@ -419,15 +430,16 @@ def test_docker_host_pointing_nowhere_is_a_clear_error_and_plan_still_plans(stac
     assert time.monotonic() - t0 < 20
     assert proc.returncode == 1, proc.stderr
     no_traceback(proc.stderr)
-    assert "docker runtime unavailable" in proc.stderr
-    assert "DOCKER_HOST=unix:///nonexistent" in proc.stderr
+    assert "error: docker runtime unavailable" in proc.stderr
+    assert "tried DOCKER_HOST=unix:///nonexistent" in proc.stderr
     assert stack.containers() == []
 
     plan = stack.cli("plan", stack.target, env=nowhere)
     assert plan.returncode == 0, plan.stderr
     no_traceback(plan.stderr)
-    assert "unknown (docker runtime unavailable" in plan.stdout, plan.stdout
-    assert "DOCKER_HOST=unix:///nonexistent" in plan.stdout
+    text = " ".join(plan.stdout.split())  # undo rich's wrapping
+    assert "now: unknown (docker runtime unavailable" in text, plan.stdout
+    assert "tried DOCKER_HOST=unix:///nonexistent" in text
     as_json = stack.cli("plan", stack.target, "--json", env=nowhere)
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
@@ -462,5 +474,6 @@ def test_a_missing_image_without_a_registry_fails_within_seconds(stack: Stack) -
     assert elapsed < 30, elapsed
     no_traceback(proc.stderr)
     failure = next(line for line in proc.stderr.splitlines() if line.startswith(f"✗ {stack.ident('ghost')}:"))
-    assert IMAGE_MISSING in failure and stack.name("ghost") in failure, failure
+    assert f"image {IMAGE_MISSING!r} for {stack.name('ghost')!r}" in failure, failure
+    assert "cannot pull" in failure, failure
     assert stack.containers() == []

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procutil import Reaper, write_service
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
@@ -37,6 +39,20 @@ def write_datums(tmp_path: Path) -> Callable[..., Path]:
         return d
 
     return write
+
+
+@pytest.fixture
+def reaper(state_dir: Path) -> Iterator[Reaper]:
+    """Runs ``down`` and kills whatever a test's processes left, then fails the test if anything was left."""
+    r = Reaper(state_dir)
+    yield r
+    assert r.cleanup() == [], "processes were still alive after down"
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Path:
+    """A tiny HTTP service script for process datums."""
+    return write_service(tmp_path / "bin")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -32,22 +32,9 @@ from tests.procutil import (
     stack_datum,
     wait_for,
     wait_gone,
-    write_service,
 )
 
 WriteDatums = Callable[..., Path]
-
-
-@pytest.fixture
-def reaper(state_dir: Path) -> Iterator[Reaper]:
-    r = Reaper(state_dir)
-    yield r
-    assert r.cleanup() == [], "processes were still alive after down"
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Path:
-    return write_service(tmp_path / "bin")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,23 +24,10 @@ from tests.procutil import (
     stack_datum,
     wait_for,
     wait_gone,
-    write_service,
 )
 
 WriteDatums = Callable[..., Path]
 BACKENDS = ["asyncio", "trio"]
-
-
-@pytest.fixture
-def reaper(state_dir: Path) -> Iterator[Reaper]:
-    r = Reaper(state_dir)
-    yield r
-    assert r.cleanup() == [], "processes were still alive after down"
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Path:
-    return write_service(tmp_path / "bin")
 
 
 def pids(state_dir: Path) -> dict[str, int]:

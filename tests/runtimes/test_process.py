@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -18,23 +18,11 @@ import pytest
 from b00t_graph import Engine, NodeExited, ReadinessTimeout, RunResult, load_graph
 from b00t_graph.runtimes import Action, State
 from b00t_graph.runtimes.process import ProcessRuntime
-from tests.procutil import Reaper, alive, free_port, marks, process_datum, records, wait_for, wait_gone, write_service
+from tests.procutil import Reaper, alive, free_port, marks, process_datum, records, wait_for, wait_gone
 
 pytestmark = pytest.mark.anyio
 
 WriteDatums = Callable[..., Path]
-
-
-@pytest.fixture
-def reaper(state_dir: Path) -> Iterator[Reaper]:
-    r = Reaper(state_dir)
-    yield r
-    assert r.cleanup() == [], "processes were still alive after down"
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Path:
-    return write_service(tmp_path / "bin")
 
 
 async def up(folder: Path, *targets: str, state_dir: Path) -> RunResult:

@@ -8,6 +8,7 @@ go on; ``fail_fast`` cancels everything at the first failure instead.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from .events import Reporter, Silent
 from .graph import Graph, Node
 from .locks import node_lock
 from .runtimes import ABSENT, Action, Observed, Runtime, RuntimeSet, State, decide
-from .scheduler import Hop, Scheduler, critical_path
+from .scheduler import Hop, Scheduler, chain_heights, critical_path
+
+_NO_LOCK = contextlib.nullcontext()
 
 
 @attrs.define
@@ -198,19 +201,28 @@ class Engine:
             except Exception as exc:  # a bug in a runtime must not take the whole run down silently
                 failed(ident, StartError(ident, f"unexpected {type(exc).__name__}: {exc}"))
                 return
-            for nxt in sched.complete(ident):
-                tg.start_soon(run, nxt)
+            launch(sched.complete(ident))
 
+        def launch(idents: list[str]) -> None:
+            # The engine behind a runtime often serialises starts (Docker does): when several nodes
+            # become runnable at once, the one with the longest chain still ahead of it goes first.
+            if len(idents) > 1:
+                idents.sort(key=lambda i: -height[i])
+            for ident in idents:
+                tg.start_soon(run, ident)
+
+        height = chain_heights(graph.deps())
         try:
             async with anyio.create_task_group() as tg:
-                for ident, action in actions.items():
+                for ident in sorted(actions, key=lambda i: -height[i]):
+                    action = actions[ident]
                     node = graph.nodes[ident]
                     rt = self._runtime(node)
-                    if rt is not None and action in (Action.CREATE, Action.RECREATE):
+                    if (rt is not None and action in (Action.CREATE, Action.RECREATE)
+                            and getattr(rt, "prepares", True)):
                         prepared[ident] = anyio.Event()
                         tg.start_soon(prepare, node, rt, action)
-                for ident in sched.initial():
-                    tg.start_soon(run, ident)
+                launch(sched.initial())
         finally:
             res.wall = now()
             for tm in res.timings.values():
@@ -241,7 +253,7 @@ class Engine:
             tm.ready, tm.status, tm.detail = clock(), "running", action.value
             self.reporter.event(node.id, "running", how)
             return
-        async with node_lock(self.state_dir, node.id):
+        async with node_lock(self.state_dir, node.id) if self.state_dir is not None else _NO_LOCK:
             if self.state_dir is not None:
                 # Another process may have acted between our batched look and the lock: look again.
                 fresh = (await rt.observe([node])).get(node.id, ABSENT)

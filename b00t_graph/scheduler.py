@@ -63,6 +63,20 @@ class Scheduler:
         return not self._pending
 
 
+def chain_heights(deps: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """For each node, how many nodes the longest chain from it to the end of the graph holds.
+
+    Used to start the node with the most work behind it first when several are runnable at once.
+    ``deps`` must list dependencies before dependents (a topological order, as :class:`Graph` does).
+    """
+    height = dict.fromkeys(deps, 1)
+    for node in reversed(list(deps)):
+        for dep in deps[node]:
+            if height[dep] < height[node] + 1:
+                height[dep] = height[node] + 1
+    return height
+
+
 @attrs.frozen
 class Hop:
     """One node on the critical path: ``offset`` from the run's start, ``duration`` of its own work."""

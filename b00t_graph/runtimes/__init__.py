@@ -82,7 +82,9 @@ class Runtime(Protocol):
     """Everything b00t-graph does to the outside world goes through one of these.
 
     Methods raise :class:`~b00t_graph.errors.B00tGraphError` subclasses only: a
-    runtime translates its library's errors at this boundary.
+    runtime translates its library's errors at this boundary. A runtime whose
+    ``prepare`` never does anything may set ``prepares = False`` so the engine
+    does not spend a task per node on it.
     """
 
     name: str

@@ -19,6 +19,7 @@ class NullRuntime:
     """
 
     name = "null"
+    prepares = False
 
     def __init__(self, delays: Mapping[str, float] | None = None, *, fail: Sequence[str] = (),
                  running: Sequence[str] = ()) -> None:

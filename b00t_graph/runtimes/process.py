@@ -36,6 +36,7 @@ class ProcessRuntime:
     """The ``process`` datum type: ``command`` + ``args`` in ``cwd`` (default: the datum's folder)."""
 
     name = "process"
+    prepares = False  # nothing to fetch ahead: a command starts as it is
 
     def __init__(self, *, state_dir: Path | None = None, reporter: Reporter | None = None, **_: object) -> None:
         self.dir = (state_dir or default_state_dir()) / "process"

@@ -9,6 +9,7 @@ go on; ``fail_fast`` cancels everything at the first failure instead.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import anyio
 import attrs
 
 from .errors import B00tGraphError, ConflictError, NodeError, RuntimeUnavailable, StartError, StopError
-from .events import Reporter, Silent
+from .events import Logged, Reporter, Silent
 from .graph import Graph, Node
 from .locks import node_lock
 from .runtimes import ABSENT, Action, Observed, Runtime, RuntimeSet, State, decide
@@ -91,6 +92,8 @@ class Engine:
                  reporter: Reporter | None = None, state_dir: Path | None = None,
                  no_recreate: bool = False, fail_fast: bool = False) -> None:
         self.reporter: Reporter = reporter or Silent()
+        if logging.getLogger("b00t_graph").isEnabledFor(logging.DEBUG):
+            self.reporter = Logged(self.reporter)
         self.state_dir = state_dir
         if isinstance(runtimes, RuntimeSet):
             self.runtimes = runtimes

@@ -6,7 +6,10 @@ Runtimes and the engine only call :meth:`Reporter.event`; the CLI decides how
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
+
+_log = logging.getLogger("b00t_graph")
 
 
 class Reporter(Protocol):
@@ -21,3 +24,14 @@ class Silent:
 
     def event(self, node: str, phase: str, detail: str = "") -> None:
         pass
+
+
+class Logged:
+    """Passes events on and logs each at debug level (``B00T_DEBUG=1``): a record of every transition."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+
+    def event(self, node: str, phase: str, detail: str = "") -> None:
+        _log.debug("%s %s%s", node, phase, f": {detail}" if detail else "")
+        self.inner.event(node, phase, detail)

@@ -312,6 +312,7 @@ class B00t:
     def ensure(self, backend: str, times: int) -> list[float]:
         """In-process ``ensure()`` latency, ``times`` calls on one event loop, everything already running."""
         import anyio
+
         from b00t_graph import ensure
 
         async def go() -> list[float]:

@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+
+import benchlib as bl
 from b00t_graph.engine import Engine
 from b00t_graph.graph import Graph, Node, compile_graph
 from b00t_graph.loader import Source, load_catalog
 from b00t_graph.model import Datum
 from b00t_graph.runtimes.null import NullRuntime
-
-import benchlib as bl
 
 BACKENDS = ("asyncio", "trio")
 SHAPES = ("chain", "wide", "layered")

@@ -96,11 +96,22 @@ def write_service(folder: Path) -> Path:
     return path
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+    """A port free now and never handed out before in this test session.
+
+    The kernel may hand the same ephemeral port to two quick ``bind(0)`` calls; two services of one
+    test on one port would make one of them die while the other answers both health checks.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def q(text: str | Path) -> str:

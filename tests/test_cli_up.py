@@ -234,4 +234,5 @@ def test_two_concurrent_ups_on_overlapping_graphs_start_each_node_once(
     assert started == {"base": 1, "shared": 1, "left": 1, "right": 1}
     recorded = pids(state_dir)
     assert {f"{name}.process": pid for what, name, pid in marks(mark) if what == "start"} == recorded
-    assert all(alive(p) for p in recorded.values())
+    dead = {n: (state_dir / "process" / f"{n}.log").read_text() for n, p in recorded.items() if not alive(p)}
+    assert not dead, dead

@@ -74,7 +74,7 @@ def test_plan_grok_stack_text_shows_each_node_with_its_resolved_env() -> None:
     assert lines[1] == "grok.stack [group] #4"
     assert_block(lines, [
         "qdrant.docker [docker] #1",
-        "image qdrant/qdrant:latest",
+        "image qdrant/qdrant:latest -p 6333:6333 -p 6334:6334 -v qdrant_data:/qdrant/storage memory 1G",
         "ready: http http://localhost:6333/healthz → 200",
         "now: unknown (--offline)",
         "hint: Vector database for embeddings; REST on 6333, gRPC on 6334.",
@@ -84,7 +84,7 @@ def test_plan_grok_stack_text_shows_each_node_with_its_resolved_env() -> None:
     ])
     assert_block(lines, [
         "ollama.docker [docker] #2",
-        "image ollama/ollama:latest",
+        "image ollama/ollama:latest -p 11434:11434 -v ollama_models:/root/.ollama",
         "ready: http http://localhost:11434/api/tags → 200",
         "now: unknown (--offline)",
         "hint: Local model server; pull models with `docker exec ollama ollama pull <model>`.",

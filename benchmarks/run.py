@@ -172,8 +172,8 @@ def _render_compose(comp: dict[str, Any], w: Any, targets: list[tuple[str, str, 
         w(f"| {name} | {fmt_s(bd['cli'])} | {fmt_s(bd['plan'])} | {bd['hops']:g} | {fmt_s(bd['prepare'])} | "
           f"{fmt_s(bd['start'])} | {fmt_s(bd['delay'])} | {fmt_s(bd['lag'])} |")
     w("\n*Readiness lag* is the time from the service being able to answer (start call returned + its delay) "
-      "to the probe that saw it: b00t-graph's probe backs off ×1.5 from 10 ms up to `interval_ms`, so the "
-      "gap between late probes grows to a third of the time already waited.\n")
+      "to the probe that saw it: b00t-graph's probe backs off ×1.5 from 10 ms, capped at `interval_ms` and at a "
+      "tenth of the time already waited.\n")
 
     ens = [(n, s["b00t"].get("ensure_asyncio"), s["b00t"].get("ensure_trio")) for n, s in sc.items()
            if s.get("b00t", {}).get("ensure_asyncio", {}).get("n")]
@@ -276,7 +276,10 @@ def _why_layered(meas: str, lay: dict[str, Any], comp: dict[str, Any]) -> str:
             f"{fmt_s(bd.get('delay'))} s in the services' delays, {fmt_s(bd.get('lag'))} s of readiness lag and "
             f"{fmt_s(fixed)} s in the CLI and its first look. Even a perfect tool on this engine needs "
             f"{fmt_s(eb)} s (limit (b), ideal order) + the same {fmt_s(fixed)} s = {fmt_x(reach)} compose: the "
-            "target needs starts paced heaviest-chain-first and a tighter probe backoff, not only a faster scheduler")
+            "gap is the engine's serialised starts (the engine already starts the longest remaining chain first; "
+            "passing starts through a narrow priority gate was tried and did not help, since each start call "
+            "also waits for its container's create, network attach and the engine's own queue) and the fixed "
+            "cost of a Python CLI process, not the scheduler")
 
 
 def _render_scheduler(s: dict[str, Any], w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
@@ -286,7 +289,8 @@ def _render_scheduler(s: dict[str, Any], w: Any, targets: list[tuple[str, str, b
       "instantly, so all the time is the engine's own (plan, scheduling, bookkeeping, critical path). Graphs are "
       "built from `Datum`/`Node` objects directly (the loader is measured separately below). Median of "
       f"{st['repeat']} runs (≤ 3 at 10,000 nodes). *anyio floor* = spawning and finishing two no-op anyio tasks per "
-      "node in one task group (the engine spawns a prepare and a run task per node).\n")
+      "node in one task group (a runtime that prepares gets a prepare and a run task per node; the null and "
+      "process runtimes only a run task).\n")
     w("![scheduler scaling](scheduler_scaling.png)\n")
     w("| shape | nodes | edges | depth | asyncio total | asyncio µs/node | trio total | trio µs/node | "
       "anyio floor µs/node (asyncio / trio) |")

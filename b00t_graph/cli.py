@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -90,6 +91,17 @@ async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool
     if failure:
         raise failure[0]
     return (result[0] if result else None), interrupted
+
+
+def _interrupted(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None) -> NoReturn:
+    """Say how to remove what an interrupted ``up`` started: the same targets, folders and state dir."""
+    argv = ["b00t-graph", "down", *targets]
+    for d in datums:
+        argv += ["-d", d]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    click.echo(f"interrupted: what was started is recorded; `{shlex.join(argv)}` removes it", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 # --- shared options ------------------------------------------------------------------------------
@@ -200,9 +212,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 
     res, interrupted = _run(go)
     if res is None:  # cancelled before the run returned its result
-        click.echo("interrupted: what was started is recorded; `b00t-graph down "
-                   + " ".join(targets) + "` removes it", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted(targets, datums, state_dir)
     if timings_json:
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:
@@ -214,9 +224,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         for k, v in sorted(env.items()):
             click.echo(f"{k}={v}")
     if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
-        click.echo("interrupted: what was started is recorded; `b00t-graph down "
-                   + " ".join(targets) + "` removes it", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted(targets, datums, state_dir)
     if res.failures or res.skipped:
         click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
                    + render.failures_text(res), err=True)
@@ -338,6 +346,9 @@ def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
     for r in rows:
         table.add_row(str(r["type"]), str(r["id"]), str(r["origin"]), str(r["path"]))
     out.print(table)
+    for s in cat.sources:
+        if not s.path.is_dir():  # a stale $_B00T_Path entry must not look like an empty folder
+            click.echo(f"warning: {s.path}: datum folder not found (from {s.origin})", err=True)
     if cat.broken:
         click.echo(f"{len(cat.broken)} broken datum(s): {', '.join(sorted(cat.broken))} "
                    "(`b00t-graph validate` says why)", err=True)

@@ -310,8 +310,9 @@ class Engine:
                     tm.status, tm.detail = "stopped", obs.detail
                 else:
                     tm.status = "absent" if rt is not None else "group"
-                    tm.detail = "not running" if obs.state is State.ABSENT else (
-                        "not ours, left alone" if obs.state is State.FOREIGN else "nothing to stop")
+                    tm.detail = "nothing to stop" if rt is None else (
+                        "not running" if obs.state is State.ABSENT else (
+                            "not ours, left alone" if obs.state is State.FOREIGN else "nothing to stop"))
                 tm.ready = anyio.current_time() - t0
                 self.reporter.event(ident, "stopped" if tm.status == "stopped" else tm.status, tm.detail)
             except B00tGraphError as exc:

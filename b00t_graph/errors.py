@@ -84,7 +84,8 @@ class CycleError(GraphError):
 class MissingDependencyError(GraphError):
     """A target or a ``depends_on``/``members`` entry names a datum that is not in any folder."""
 
-    def __init__(self, missing: str, wanted_by: str | None, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, missing: str, wanted_by: str | None, suggestions: Sequence[str] = (),
+                 note: str = "") -> None:
         self.missing = missing
         self.wanted_by = wanted_by
         self.suggestions = list(suggestions)
@@ -92,6 +93,8 @@ class MissingDependencyError(GraphError):
         msg = f"{who} {missing!r}, which no datum provides"
         if self.suggestions:
             msg += f" (did you mean {', '.join(repr(s) for s in self.suggestions)}?)"
+        if note:  # e.g. why nothing was found at all: a datum folder that does not exist
+            msg += f"; {note}"
         super().__init__(msg)
 
 

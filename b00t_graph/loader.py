@@ -61,7 +61,16 @@ class Catalog:
             return matches[0]
         if len(matches) > 1:
             raise AmbiguousTargetError(f"target {target!r} is ambiguous: {', '.join(matches)}")
-        raise MissingDependencyError(target, None, self.suggest(target))
+        raise MissingDependencyError(target, None, self.suggest(target), self._empty_sources())
+
+    def _empty_sources(self) -> str:
+        """Why a target may be missing that is not a typo: folders that do not exist or hold no datum."""
+        gone = [f"{s.path} (from {s.origin})" for s in self.sources if not s.path.is_dir()]
+        if gone:
+            return "datum folder not found: " + ", ".join(gone)
+        if not self.datums and not self.broken:
+            return "no datum (*.toml) in " + ", ".join(f"{s.path} (from {s.origin})" for s in self.sources)
+        return ""
 
     def suggest(self, name: str) -> list[str]:
         """Close identities for a misspelt one, by the name part (same type first).

@@ -197,6 +197,8 @@ def timings_view(res: RunResult) -> RenderableType:
         style = {"failed": "red", "skipped": "yellow", "cancelled": "yellow"}.get(tm.status, "")
         table.add_row(ident, tm.action.value, Text(tm.status, style=style), _s(tm.wait), _s(tm.start),
                       _s(tm.readiness), _s(tm.own), _s(tm.ready))
+    if not res.critical:  # nothing became ready: a bare heading would read as a rendering bug
+        return table
     crit = Text("critical path:", style="bold")
     for hop in res.critical:
         crit.append(f"\n  {hop.node} @{hop.offset:.2f}s +{hop.duration:.2f}s")

@@ -263,6 +263,15 @@ def test_ls_never_cuts_a_path_short(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "".join(out.split()).count(f"{d}/web.process.toml".replace(" ", "")) == 1
 
 
+def test_ls_says_when_a_datum_folder_does_not_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here = _write(tmp_path / "here", {"web.process": "[b00t]\ncommand = 'x'\n"})
+    monkeypatch.setenv("_B00T_Path", f"{tmp_path / 'gone'}{os.pathsep}{here}")
+    result = invoke("ls")
+    assert result.exit_code == 0
+    assert "web.process" in result.stdout
+    assert result.stderr == f"warning: {tmp_path / 'gone'}: datum folder not found (from $_B00T_Path)\n"
+
+
 def _ls_sources() -> list[dict[str, str]]:
     result = invoke("ls", "--json")
     assert result.exit_code == 0

@@ -4,6 +4,7 @@ Ctrl-C, concurrent runs. Never a terminal here, so progress comes as plain lines
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import time
 from collections import Counter
@@ -151,6 +152,16 @@ def test_up_failure_exits_1_naming_the_node_and_its_log_tail(failing: Path, stat
     assert status_json(failing, "all.stack", state_dir)["slow.process"]["state"] == "running"
 
 
+def test_a_run_where_nothing_became_ready_prints_no_empty_critical_path(
+        write_datums: WriteDatums, state_dir: Path) -> None:
+    folder = write_datums({"gone.process": '[b00t]\ncommand = ["b00t-graph-test-no-such-command"]\n'})
+    proc = cli("up", "gone.process", "-d", str(folder), state_dir=state_dir)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot run 'b00t-graph-test-no-such-command'" in proc.stderr
+    assert "critical path" not in proc.stderr, proc.stderr
+    no_traceback(proc)
+
+
 def test_fail_fast_exits_1_and_cancels_the_rest(failing: Path, state_dir: Path, tmp_path: Path) -> None:
     t0 = time.monotonic()
     proc = cli("up", "all.stack", "-d", str(failing), "--fail-fast", "--timings-json", str(tmp_path / "t.json"),
@@ -195,7 +206,9 @@ def test_interrupt_during_up_then_down_leaves_no_process(
     up.send_signal(sig)
     _, stderr = up.communicate(timeout=10)
     assert up.returncode == 130, stderr
-    assert "interrupted" in stderr and "b00t-graph down all.stack" in stderr
+    assert "interrupted" in stderr
+    # the hint works as printed: the same folders (a datum folder given with -d must be given again)
+    assert f"`b00t-graph down all.stack -d {shlex.quote(str(folder))}` removes it" in stderr
     assert "Traceback" not in stderr
     started = pids(state_dir)
     assert set(started) == {"quick.process", "booting.process"}, "all that started is recorded"

@@ -260,6 +260,7 @@ async def test_down_stops_dependents_first_and_independent_nodes_at_once(write_d
     assert res.wall < 0.58, "the chain of three sets the time (0.45 s), not the sum of four stops (0.6 s)"
     assert res.timings[P("idle")].status == "absent" and res.timings[P("idle")].detail == "not running"
     assert res.timings["s.stack"].status == "group"
+    assert res.timings["s.stack"].detail == "nothing to stop"  # a stack has nothing that could run
     assert {res.timings[P(n)].status for n in "abcx"} == {"stopped"}
 
 

@@ -412,6 +412,18 @@ def test_resolve_target_full_bare_ambiguous_missing(write_datums: Write) -> None
     assert str(info.value) == "target 'qdrnt', which no datum provides (did you mean 'qdrant.docker'?)"
 
 
+def test_a_missing_target_says_when_a_folder_does_not_exist_or_holds_nothing(tmp_path: Path) -> None:
+    # e.g. a stale $_B00T_Path: "no datum provides" alone sends people looking for a typo
+    gone = load_catalog([Source(tmp_path / "nowhere", "$_B00T_Path")])
+    with pytest.raises(MissingDependencyError) as info:
+        gone.resolve_target("demo")
+    assert str(info.value) == (f"target 'demo', which no datum provides; "
+                               f"datum folder not found: {tmp_path / 'nowhere'} (from $_B00T_Path)")
+    empty = load_catalog([Source(tmp_path, "--datums")])
+    with pytest.raises(MissingDependencyError, match=r"; no datum \(\*\.toml\) in .* \(from --datums\)$"):
+        empty.resolve_target("demo")
+
+
 def test_suggestions_compare_names_not_the_shared_type_suffix(write_datums: Write) -> None:
     d = write_datums({"qdrant.process": "[b00t]\ncommand='x'\n", "qdrant.docker": "[b00t]\nimage='q'\n",
                       "j.process": "[b00t]\ncommand='x'\n", "i.process": "[b00t]\ncommand='x'\n"})

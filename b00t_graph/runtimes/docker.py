@@ -279,6 +279,14 @@ async def _create(d: Docker, plan: ContainerPlan, labels: dict[str, str]) -> str
     raise AssertionError("unreachable")
 
 
+def _grace_s(node: Node, plan: ContainerPlan) -> int:
+    """Seconds a container gets between SIGTERM and SIGKILL: ``--stop-timeout`` if given, else ``stop_grace_ms``."""
+    configured = plan.config.get("StopTimeout")
+    if isinstance(configured, int) and configured >= 0:
+        return configured
+    return math.ceil(node.spec.stop_grace_ms / 1000)
+
+
 async def _remove_container(d: Docker, ref: str, grace_s: int) -> bool:
     """Stop (with grace) and remove one of our containers; False if it is absent or not ours."""
     info = await _inspect(d, ref)
@@ -492,7 +500,7 @@ class DockerRuntime:
             except B00tGraphError:
                 return  # start() tries again and reports the error there, where the engine expects it
             self._precreated[node.id] = cid
-            self.reporter.event(node.id, "preparing", f"container {cid[:12]} created, waiting for dependencies")
+            self.reporter.event(node.id, "preparing", f"container {cid[:12]} created ahead of its start")
 
     async def _ensure_image(self, node: Node, plan: ContainerPlan) -> None:
         def fail(msg: str) -> B00tGraphError:
@@ -555,7 +563,7 @@ class DockerRuntime:
                                 "remove or rename it, or rename the datum")
         plan = self._plan(node)
         labels = labels_for(node)
-        grace = math.ceil(node.spec.stop_grace_ms / 1000)
+        grace = _grace_s(node, plan)
         pre = self._precreated.pop(node.id, None)
 
         def fail(msg: str) -> B00tGraphError:
@@ -791,7 +799,7 @@ class DockerRuntime:
 
     async def stop(self, node: Node, observed: Observed, *, remove_volumes: bool = False) -> None:
         plan = self._plan(node)
-        grace = math.ceil(node.spec.stop_grace_ms / 1000)
+        grace = _grace_s(node, plan)
         kept: list[str] = []
 
         def fail(msg: str) -> B00tGraphError:

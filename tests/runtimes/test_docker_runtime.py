@@ -375,6 +375,21 @@ async def test_stop_removes_volumes_only_when_asked(tmp_path: Path, prefix: str,
     assert engine.volume(theirs) is not None  # not ours: never removed
 
 
+async def test_stop_timeout_in_docker_args_is_the_grace_period(tmp_path: Path, prefix: str, test_image: str,
+                                                               engine: Any, runtime: DockerRuntime) -> None:
+    # `sleep` as PID 1 ignores SIGTERM: stopping takes the whole grace period, here --stop-timeout's 0 s,
+    # not stop_grace_ms' 20 s.
+    name = f"{prefix}-quickstop"
+    write_datum(tmp_path, name, image=test_image, command=["sleep", "300"], stop_grace_ms=20_000,
+                docker_args=["--stop-timeout", "0"])
+    node = node_of(tmp_path, name)
+    await up(runtime, node)
+    t0 = time.monotonic()
+    await runtime.stop(node, await observe1(runtime, node))
+    assert time.monotonic() - t0 < 8
+    assert engine.container(name) is None
+
+
 async def test_network_shared_with_a_running_node_is_kept(tmp_path: Path, prefix: str, test_image: str,
                                                           engine: Any, runtime: DockerRuntime) -> None:
     net = f"{prefix}-shared"

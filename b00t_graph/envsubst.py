@@ -10,9 +10,10 @@ service unchanged. Defaults may themselves contain references.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
-_REF = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])((?:[^{}]|\{[^{}]*\})*))?\}|(\{[^}]*\}?))")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPS = (":-", ":?", "-", "?")
 
 
 class SubstitutionError(ValueError):
@@ -29,28 +30,74 @@ Lookup = Callable[[str], str | None]
 def substitute(text: str, lookup: Lookup | Mapping[str, str]) -> str:
     """Replace every reference in ``text``; raise :class:`SubstitutionError` for the first unresolved one."""
     get: Lookup = lookup.get if isinstance(lookup, Mapping) else lookup
-
-    def repl(m: re.Match[str]) -> str:
-        if m.group(1):
-            return "$"
-        if m.group(5) is not None:
-            raise SubstitutionError(m.group(5), f"malformed reference {m.group(0)!r} (write ${{NAME}})")
-        var, op, arg = m.group(2), m.group(3), m.group(4)
-        value = get(var)
-        if op is None:
-            if value is None:
-                raise SubstitutionError(var, f"${{{var}}} is not set")
-            return value
-        unset = value is None or (op.startswith(":") and value == "")
-        if op.endswith("-"):
-            return substitute(arg, get) if unset else str(value)
-        if unset:
-            raise SubstitutionError(var, f"${{{var}}}: {arg or 'is required'}")
-        return str(value)
-
-    return _REF.sub(repl, text)
+    return "".join(_scan(text, get, collect=None))
 
 
 def references(text: str) -> list[str]:
-    """Names referenced by ``text`` (for display and dependency hints)."""
-    return [m.group(2) for m in _REF.finditer(text) if m.group(2)]
+    """Names referenced by ``text``, nested defaults included (for display and dependency hints)."""
+    names: list[str] = []
+    list(_scan(text, lambda _: "", collect=names))
+    return names
+
+
+def _scan(text: str, get: Lookup, collect: list[str] | None) -> Iterator[str]:
+    """A small scanner rather than a regular expression, so defaults nest to any depth."""
+    i, n = 0, len(text)
+    while i < n:
+        j = text.find("$", i)
+        if j < 0:
+            yield text[i:]
+            return
+        yield text[i:j]
+        nxt = text[j + 1] if j + 1 < n else ""
+        if nxt == "$":
+            yield "$"
+            i = j + 2
+        elif nxt == "{":
+            end = _closing(text, j + 1)
+            if end < 0:
+                raise SubstitutionError(text[j:], f"malformed reference {text[j:]!r} (no closing brace)")
+            yield _expand(text[j:end + 1], text[j + 2:end], get, collect)
+            i = end + 1
+        else:
+            yield "$"  # a bare $ or $NAME is the service's business (shell snippets)
+            i = j + 1
+
+
+def _closing(text: str, open_at: int) -> int:
+    depth = 0
+    for k in range(open_at, len(text)):
+        if text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return k
+    return -1
+
+
+def _expand(whole: str, body: str, get: Lookup, collect: list[str] | None) -> str:
+    m = _NAME.match(body)
+    rest = body[m.end():] if m else body
+    op = next((o for o in _OPS if rest.startswith(o)), None)
+    if m is None or (rest and op is None):
+        raise SubstitutionError(whole, f"malformed reference {whole!r} (write ${{NAME}}, ${{NAME:-default}} "
+                                "or ${NAME:?message})")
+    var = m.group(0)
+    if collect is not None:
+        collect.append(var)
+        if op is not None and op.endswith("-"):
+            list(_scan(rest[len(op):], get, collect))
+        return ""
+    value = get(var)
+    if op is None:
+        if value is None:
+            raise SubstitutionError(var, f"${{{var}}} is not set")
+        return value
+    arg = rest[len(op):]
+    unset = value is None or (op.startswith(":") and value == "")
+    if op.endswith("-"):
+        return "".join(_scan(arg, get, None)) if unset else str(value)
+    if unset:
+        raise SubstitutionError(var, f"${{{var}}}: {arg or 'is required'}")
+    return str(value)

@@ -33,6 +33,8 @@ ENV = {"A": "a", "EMPTY": "", "DOLLAR": "$X", "PORT": "6333"}
         ("${UNSET:-${A}}", "a"),
         ("${UNSET:-x${A}y}", "xay"),
         ("${UNSET:-${ALSO_UNSET:-deep}}", "deep"),
+        ("${U1:-${U2:-${U3:-${A}-x}}}", "a-x"),
+        ("${U1:-{${U2:-{${A}}}}}", "{{a}}"),
         ("${UNSET-${A}}", "a"),
         # :? passes a set value through
         ("${A:?must be set}", "a"),
@@ -98,6 +100,10 @@ def test_malformed_reference_is_an_error_not_kept(text: str) -> None:
 
 def test_references_lists_names_in_order() -> None:
     assert references("${A} $$ ${B:-x} $C ${D:?m} $${E}") == ["A", "B", "D"]
+
+
+def test_references_include_nested_defaults() -> None:
+    assert references("${A:-${B:-${C}}}/${D}") == ["A", "B", "C", "D"]
 
 
 # --- the layering the graph applies ---------------------------------------------------------------

@@ -79,7 +79,7 @@ BAD_INPUTS: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ("required-var", {"a.process": f"[b00t]\ncommand = 'x'\nargs = ['${{{UNSET}:?give me a port}}']\n"}, "a",
      f"{{d}}/a.process.toml: b00t.args[0]: ${{{UNSET}}}: give me a port"),
     ("malformed-ref", {"a.process": "[b00t]\ncommand = 'x'\nargs = ['${PORT']\n"}, "a",
-     "{d}/a.process.toml: b00t.args[0]: malformed reference '${PORT' (write ${NAME})"),
+     "{d}/a.process.toml: b00t.args[0]: malformed reference '${PORT' (no closing brace)"),
     ("name-differs", {"a.process": "[b00t]\nname = 'b'\ncommand = 'x'\n"}, "a.process",
      "{d}/a.process.toml: b00t.name: 'b' differs from the file name's 'a'; rename one to match"),
     ("non-utf8", {"a.process": b"[b00t]\ncommand = 'caf\xe9'\n"}, "a",

@@ -125,10 +125,11 @@ def _graph(datums: Sequence[str], targets: Sequence[str]) -> Graph:
         graph = compile_graph(cat, targets)
     except B00tGraphError as exc:
         _fail(exc)
-    for note in cat.problems:
-        if not any(note.path == n.spec.path for n in graph.nodes.values()):
-            if _debug():
-                click.echo(f"warning: {note} (not needed here)", err=True)
+    if _debug():  # broken datums the request does not need do not stop it; say so only when asked
+        used = {n.spec.path for n in graph.nodes.values()}
+        for problem in cat.problems:
+            if problem.path not in used:
+                click.echo(f"warning: {problem} (not needed here)", err=True)
     return graph
 
 
@@ -295,9 +296,9 @@ def validate(dirs: tuple[str, ...], strict: bool) -> None:
     cat = _catalog(dirs)
     from .graph import compile_graph
 
-    problems = list(cat.problems)
+    problems = [str(p) for p in cat.problems]
     # Compile each datum too: cycles, missing dependencies and ${VAR} references are found here.
-    seen = {str(p) for p in problems}
+    seen = set(problems)
     unusable: set[str] = set()  # loads, but cannot be planned (its graph has a problem)
     for ident in sorted(cat.datums):
         try:
@@ -310,7 +311,7 @@ def validate(dirs: tuple[str, ...], strict: bool) -> None:
                 key = " → ".join(sorted(set(exc.cycle))) if isinstance(exc, CycleError) else msg
                 if key not in seen:
                     seen.add(key)
-                    problems.append(msg)  # type: ignore[arg-type]
+                    problems.append(msg)
     for note in cat.notes:
         click.echo(f"note: {note}")
     ok = len(set(cat.datums) - unusable - set(cat.broken))

@@ -21,9 +21,10 @@ from typing import Any
 import attrs
 
 from .envsubst import SubstitutionError, substitute
-from .errors import CycleError, EnvError, MissingDependencyError, Problem
+from .errors import CycleError, DatumError, EnvError, MissingDependencyError, Problem
 from .loader import Catalog, require
 from .model import Datum, HealthCheck
+from .runtimes import check_node
 
 
 @attrs.frozen
@@ -138,13 +139,9 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
             nodes[ident] = _resolve(datum, nodes, env0, strict=False)
     if problems:
         raise EnvError(problems)
-    from .runtimes import check_node
-
     for node in nodes.values():
         problems.extend(check_node(node))
     if problems:
-        from .errors import DatumError
-
         raise DatumError(problems)
     return Graph(nodes=nodes, targets=resolved_targets)
 

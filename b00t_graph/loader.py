@@ -22,7 +22,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception, transform_error
 
-from .errors import DatumError, Problem
+from .errors import AmbiguousTargetError, DatumError, MissingDependencyError, Problem
 from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
 
 PACKAGED_DATUMS = Path(__file__).resolve().parent / "datums"
@@ -51,8 +51,6 @@ class Catalog:
 
     def resolve_target(self, target: str) -> str:
         """Accept ``name.type`` or a bare ``name`` when only one datum has it."""
-        from .errors import AmbiguousTargetError, MissingDependencyError
-
         if target in self.datums or target in self.broken:
             return target
         # a set: a duplicate identity is both loaded and broken, and must not look ambiguous with itself

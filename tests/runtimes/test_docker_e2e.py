@@ -26,8 +26,8 @@ import trio
 
 from b00t_graph import ensure
 from b00t_graph.runtimes.docker import HASH, MANAGED, NODE
+from tests.dockerutil import Engine
 from tests.procutil import cli, cli_popen, free_port, stack_datum, wait_for
-from tests.runtimes.conftest import Engine
 
 pytestmark = pytest.mark.docker
 

@@ -175,7 +175,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
             if offline:
                 from .runtimes import decide
 
-                unavailable.update({n.type: "--offline" for n in graph.nodes.values() if n.spec.managed})
+                unavailable.update({n.runtime: "--offline" for n in graph.nodes.values() if n.runtime})
                 return {i: decide(n, None, no_recreate=no_recreate) for i, n in graph.nodes.items()}, {}
             return await engine.plan(graph, unavailable)
 

@@ -115,9 +115,9 @@ class Engine:
     # --- observation ------------------------------------------------------------------------------
 
     def _runtime(self, node: Node) -> Runtime | None:
-        if not node.spec.managed:
+        if node.runtime is None:
             return None
-        return self.runtimes.for_type(node.type)
+        return self.runtimes.for_type(node.runtime)
 
     async def observe(self, graph: Graph, unavailable: dict[str, str] | None = None) -> dict[str, Observed]:
         """Every managed node's state: one batched call per runtime, runtimes concurrently.
@@ -127,8 +127,8 @@ class Engine:
         """
         groups: dict[str, list[Node]] = {}
         for node in graph.nodes.values():
-            if node.spec.managed:
-                groups.setdefault(node.type, []).append(node)
+            if node.runtime is not None:
+                groups.setdefault(node.runtime, []).append(node)
         out: dict[str, Observed] = {}
 
         async def one(kind: str, nodes: list[Node]) -> None:

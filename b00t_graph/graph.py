@@ -51,6 +51,11 @@ class Node:
     def type(self) -> str:
         return self.spec.type
 
+    @property
+    def runtime(self) -> str | None:
+        """The runtime kind that acts for this node (``docker``, ``process``, …) or ``None``."""
+        return self.spec.runtime
+
 
 @attrs.frozen
 class Graph:
@@ -212,9 +217,27 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], s
         hc = attrs.evolve(hc, http_url=s(hc.http_url, "health_check.http_url"),
                           tcp=s(hc.tcp, "health_check.tcp"),
                           exec=list(many(hc.exec, "health_check.exec") or []) or None)
+    build = datum.build
+    if build is not None:
+        build = attrs.evolve(build, context=sub(build.context, "b00t.docker.build.context", visible),
+                             file=s(build.file, "docker.build.file"),
+                             args={k: sub(v, f"b00t.docker.build.args.{k}", visible) for k, v in build.args.items()})
+    presence = datum.presence
+    if presence is not None:
+        presence = attrs.evolve(presence, command=many(presence.command, "presence") or ())
+    mcp = tuple(attrs.evolve(m, command=s(m.command, f"mcp.{m.transport}.command"),
+                             args=many(m.args, f"mcp.{m.transport}.args") or (),
+                             env={k: sub(v, f"b00t.mcp.{m.transport}.env.{k}", visible) for k, v in m.env.items()},
+                             url=s(m.url, f"mcp.{m.transport}.url"))
+                for m in datum.mcp)
     spec = attrs.evolve(
         datum,
         env=own,
+        run_env={k: sub(v, f"b00t.run_env.{k}", visible) for k, v in datum.run_env.items()},
+        container_name=s(datum.container_name, "container_name"),
+        build=build,
+        presence=presence,
+        mcp=mcp,
         image=s(datum.image, "image"),
         docker_args=many(datum.docker_args, "docker_args") or (),
         command=many(datum.command, "command"),
@@ -251,6 +274,12 @@ def config_hash(spec: Datum, env: Mapping[str, str]) -> str:
         "network": spec.network,
         "resources": attrs.asdict(spec.resources) if spec.resources else None,
         "env": sorted(env.items()),
+        # Fields added by the dialects, only when set: a hash of a datum written as before stays the same.
+        **{k: v for k, v in {
+            "kind": spec.kind, "container_name": spec.container_name, "restart": spec.restart,
+            "build": attrs.asdict(spec.build) if spec.build else None,
+            "run_env": sorted(spec.run_env.items()) or None,
+        }.items() if v is not None},
     }
     blob = json.dumps(payload, sort_keys=True, default=list).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -176,7 +176,10 @@ def _argv(value: Any, _: Any) -> tuple[str, ...]:
 
 
 _CONVERTER = _make_converter()
-_DATUM_KEYS = {f.name for f in attrs.fields(Datum)} - {"path", "extra", "env_table", "requirements"}
+#: Fields filled by the dialects (b00t's other ways of writing things), never read as raw [b00t] keys.
+_NORMALISED = {"kind", "container_name", "restart", "build", "presence", "mcp", "run_env", "provides", "protocol",
+               "needs", "optional", "env_required", "env_defaults", "install"}
+_DATUM_KEYS = {f.name for f in attrs.fields(Datum)} - {"path", "extra", "env_table", "requirements"} - _NORMALISED
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 

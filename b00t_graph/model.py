@@ -79,6 +79,66 @@ class Requirement:
 
 
 @attrs.frozen
+class Presence:
+    """A presence check (b00t's ``version``/``version_regex``, ``[validate] command/regex``).
+
+    ``command`` is the argv to run (``("sh", "-c", text)`` only when the text needs a shell);
+    its output must match ``regex`` when one is given. ``install`` is b00t's install command,
+    shown as the fix and run only when the user asks (``up --install-missing``).
+    ``source`` is the key the check came from, for messages.
+    """
+
+    command: tuple[str, ...]
+    regex: str | None = None
+    install: str | None = None
+    source: str = "b00t.version"
+    timeout_ms: int = 10_000
+
+
+@attrs.frozen
+class Build:
+    """``[b00t.docker.build]``: an image built through the Engine API before create.
+
+    ``context`` is a folder (relative to the datum's folder) or a git URL; ``file`` the
+    Dockerfile/Containerfile inside it; the built image is tagged with the datum's ``image``.
+    """
+
+    context: str
+    file: str | None = None
+    args: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class McpLaunch:
+    """One way an MCP client reaches the server: ``[[b00t.mcp.stdio]]`` or ``[[b00t.mcp.httpstream]]``.
+
+    The lowest ``priority`` wins unless a transport is asked for.
+    """
+
+    transport: str  # "stdio" | "httpstream"
+    priority: int = 0
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = attrs.field(factory=dict)
+    url: str | None = None
+
+
+@attrs.frozen
+class Need:
+    """``[b00t.requires.<slot>]``: a capability another datum must provide.
+
+    Resolution (a pure function of the catalogue) takes the first usable name in
+    ``prefer``, else ``fallback``, else the only provider.
+    """
+
+    slot: str
+    capability: str
+    protocol: str | None = None
+    prefer: tuple[str, ...] = ()
+    fallback: str | None = None
+
+
+@attrs.frozen
 class Datum:
     """One service description, as written (``${VAR}`` references still unresolved)."""
 
@@ -102,6 +162,30 @@ class Datum:
     health_check: HealthCheck | None = None
     resources: Resources | None = None
     requirements: tuple[Requirement, ...] = ()
+    #: The runtime chosen by a dialect when it is not the type's own (``"presence"`` for a cli
+    #: check, ``"process"``/``"docker"`` for an mcp lifecycle server, ``"probe"`` for a loopback
+    #: httpstream URL); ``None``: by type (``docker``, ``process``) or none at all.
+    kind: str | None = None
+    #: ``--name`` of ``docker_args`` or ``[[b00t.docker.run]] name``; default: the datum's name.
+    container_name: str | None = None
+    #: The container's restart policy (``no``, ``always``, ``on-failure[:N]``, ``unless-stopped``).
+    restart: str | None = None
+    build: Build | None = None
+    presence: Presence | None = None
+    mcp: tuple[McpLaunch, ...] = ()
+    #: Environment set for the service only (e.g. an mcp lifecycle server's ``env``), not exported.
+    run_env: dict[str, str] = attrs.field(factory=dict)
+    #: ``[b00t.provides] capability`` and ``[b00t] protocol``.
+    provides: str | None = None
+    protocol: str | None = None
+    needs: tuple[Need, ...] = ()
+    #: Stack components with ``required = false``: a missing or failed one is skipped with a note.
+    optional: tuple[str, ...] = ()
+    #: ``[env] required``: names that must be set before anything starts.
+    env_required: tuple[str, ...] = ()
+    #: ``[b00t.env.defaults]``: exported unless the name is set elsewhere.
+    env_defaults: dict[str, str] = attrs.field(factory=dict)
+    install: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     @property
@@ -110,18 +194,26 @@ class Datum:
         return f"{self.name}.{self.type}"
 
     @property
+    def runtime(self) -> str | None:
+        """The runtime that acts for this datum (a key of ``runtimes.RUNTIMES``), or ``None``."""
+        if self.kind is not None:
+            return self.kind
+        return self.type if self.type in MANAGED_TYPES else None
+
+    @property
     def managed(self) -> bool:
-        """Whether b00t-graph starts something for this datum."""
-        return self.type in MANAGED_TYPES
+        """Whether a runtime acts for this datum (starts it, or checks it)."""
+        return self.runtime is not None
 
     @property
     def passive(self) -> bool:
-        """A type b00t-graph does not run and that is not a grouping type: shown as "not managed"."""
-        return self.type not in MANAGED_TYPES and self.type not in GROUP_TYPES
+        """Nothing acts for it and it is not a grouping type: shown as "not managed"."""
+        return not self.managed and self.type not in GROUP_TYPES
 
     @property
     def edges(self) -> tuple[str, ...]:
-        """Everything this datum waits for: its dependencies, and a stack's members."""
+        """Everything this datum waits for: its dependencies, and a stack's members (optional ones too)."""
         seen: dict[str, None] = dict.fromkeys(self.depends_on)
         seen.update(dict.fromkeys(self.members))
+        seen.update(dict.fromkeys(self.optional))
         return tuple(seen)

@@ -27,8 +27,8 @@ _ACTION_STYLE = {
 
 
 def runtime_of(node: Node) -> str:
-    if node.spec.managed:
-        return node.type
+    if node.runtime is not None:
+        return node.runtime
     return "group" if not node.spec.passive else "not managed"
 
 
@@ -91,7 +91,7 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
         if what(node):
             branch.add(Text(what(node)))
         branch.add(Text("ready: " + readiness(node)))
-        state = _obs_text(observed.get(ident), unavailable.get(node.type)) if node.spec.managed else ""
+        state = _obs_text(observed.get(ident), unavailable.get(node.runtime or "")) if node.runtime else ""
         if state:
             branch.add(Text("now: " + state))
         if node.spec.hint:
@@ -115,7 +115,7 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
     table.add_column("why / after")
     for ident, node in graph.nodes.items():
         act = actions[ident]
-        why = _obs_text(observed.get(ident), unavailable.get(node.type)) if node.spec.managed else ""
+        why = _obs_text(observed.get(ident), unavailable.get(node.runtime or "")) if node.runtime else ""
         if act is Action.CREATE and not why.startswith("unknown"):
             why = "nothing exists yet"
         after = ", ".join(f"#{order[d]}" for d in node.deps)
@@ -144,7 +144,7 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             "depends_on": list(node.deps), "env": node.env, "exports": node.exports,
             "hint": node.spec.hint, "config_hash": node.config_hash,
             # unavailable is keyed by runtime type: every node of an unreachable runtime is "unknown"
-            "state": (obs.state.value if obs else None) if node.type not in unavailable else "unknown",
+            "state": (obs.state.value if obs else None) if (node.runtime or "") not in unavailable else "unknown",
             "action": actions[ident].name.lower(),
         })
     env: dict[str, str] = {}
@@ -236,8 +236,8 @@ def status_view(graph: Graph, observed: Mapping[str, Observed], actions: Mapping
         if not node.spec.managed:
             table.add_row(ident, runtime_of(node), Text("-", style="dim"), "")
             continue
-        if node.type in unavailable:
-            table.add_row(ident, node.type, Text("unknown", style="yellow"), unavailable[node.type])
+        if node.runtime is not None and node.runtime in unavailable:
+            table.add_row(ident, node.runtime, Text("unknown", style="yellow"), unavailable[node.runtime])
             continue
         obs = observed.get(ident)
         state = obs.state if obs else State.ABSENT
@@ -245,7 +245,7 @@ def status_view(graph: Graph, observed: Mapping[str, Observed], actions: Mapping
         label = state.value
         if state is State.RUNNING and actions.get(ident) is Action.RECREATE:
             label += " (config changed)"
-        table.add_row(ident, node.type, Text(label, style=style), obs.detail if obs else "")
+        table.add_row(ident, runtime_of(node), Text(label, style=style), obs.detail if obs else "")
     return table
 
 

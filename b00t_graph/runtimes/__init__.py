@@ -137,7 +137,7 @@ def load_runtime(kind: str) -> type[Runtime]:
 
 def check_node(node: Node) -> Iterable[Problem]:
     """Runtime-specific validation before anything starts (e.g. unsupported ``docker_args``)."""
-    if node.type == "docker":
+    if node.runtime == "docker":
         from .dockerargs import check
 
         yield from check(node)

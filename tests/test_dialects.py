@@ -287,7 +287,8 @@ def test_validate_counts_files_and_agrees_with_ls(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["validate", "-d", str(d)])
     assert res.exit_code == 2
-    assert res.stdout.splitlines()[-1] == f"1 datum(s) ok, 2 with problems, 2 blocked by a dependency's problems, in {d}"
+    assert res.stdout.splitlines()[-1] == (f"1 datum(s) ok, 2 with problems, "
+                                           f"2 blocked by a dependency's problems, in {d}")
     ls = runner.invoke(main, ["ls", "--json", "-d", str(d)])
     data = json.loads(ls.stdout)
     assert data["broken"] == ["base.mcp", "misnamed.toml"]

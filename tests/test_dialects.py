@@ -343,3 +343,18 @@ def test_the_key_table_says_acted_and_not_acted() -> None:
     assert {k.acted for k in KEYS} == {True, False}
     assert any("b00t.mcp.stdio" in k.key for k in KEYS if k.acted)
     assert any("usage" in k.key for k in KEYS if not k.acted)
+
+
+def test_packaged_model_servers_provide_capabilities() -> None:
+    from b00t_graph.loader import PACKAGED_DATUMS
+
+    cat = load_catalog([Source(PACKAGED_DATUMS, "packaged")])
+    assert cat.problems == []
+    vllm, litellm = cat.datums["vllm.docker"], cat.datums["litellm.docker"]
+    assert vllm.health_check is not None and vllm.health_check.http_url == "http://localhost:8000/health"
+    assert litellm.health_check is not None
+    assert litellm.health_check.http_url == "http://localhost:4000/health/liveliness"
+    assert vllm.env["VLLM_API_BASE"] == "http://localhost:8000/v1"
+    assert litellm.env["LITELLM_API_BASE"] == "http://localhost:4000"
+    assert {i: cat.datums[i].provides for i in ("vllm.docker", "litellm.docker", "ollama.docker", "qdrant.docker")} \
+        == {"vllm.docker": "llm", "litellm.docker": "llm", "ollama.docker": "llm", "qdrant.docker": "vector-db"}

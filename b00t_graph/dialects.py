@@ -64,7 +64,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[[b00t.docker.run]] image, name, network, args, env, ports, volumes", True,
            "the container (`name` → container name, `env` → `-e`)"),
     KeyUse("[b00t.docker] registry, repository, tag", True, "the image name when `image` is not set"),
-    KeyUse("[[b00t.docker.build]] context, file|dockerfile, args", True, "an image built before create"),
+    KeyUse("[[b00t.docker.build]] context, file or dockerfile, args", True, "an image built before create"),
     KeyUse("[b00t.container] image, port, bind, name, volumes, gpu_device, build_file", True,
            "the container (`port` → `-p`, `gpu_device` → `--device`)"),
     KeyUse("--name in docker_args", True, "the container name when it differs from the datum name"),
@@ -82,7 +82,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[[b00t.mcp.httpstream]] url, priority, env", True,
            "an MCP launch spec; a loopback URL is probed for readiness"),
     KeyUse("[b00t.mcp.lifecycle] servers = [{ command, args, env, health_check }]", True,
-           "a managed process (or container for `docker|podman run`)"),
+           "a managed process (a container when its command is `docker run` or `podman run`)"),
     # read, not acted on
     KeyUse("hint", True, "shown by `plan`"),
     KeyUse("b00t.usage, b00t.learn, b00t.references, b00t.keywords, b00t.desires, b00t.lfmf_category", False,

@@ -358,3 +358,17 @@ def test_packaged_model_servers_provide_capabilities() -> None:
     assert litellm.env["LITELLM_API_BASE"] == "http://localhost:4000"
     assert {i: cat.datums[i].provides for i in ("vllm.docker", "litellm.docker", "ollama.docker", "qdrant.docker")} \
         == {"vllm.docker": "llm", "litellm.docker": "llm", "ollama.docker": "llm", "qdrant.docker": "vector-db"}
+
+
+def test_flat_mcp_table(cat: Catalog) -> None:
+    assert cat.datums["tool-flat.mcp"].mcp == (
+        McpLaunch(transport="stdio", command="flat-tool", args=("mcp", "serve"), env={"FLAT_HOOKS": "1"}),)
+
+
+def test_an_untyped_dependency_gets_the_typed_datum_suggested(tmp_path: Path) -> None:
+    d = _write(tmp_path / "d", {"node.cli": "[b00t]\n", "srv.mcp": "[b00t]\ndepends_on = ['node']\n"})
+    cat = load_catalog([Source(d, "test")])
+    assert cat.problems == []  # written without a type: the graph says what it probably means
+    with pytest.raises(MissingDependencyError) as info:
+        compile_graph(cat, ["srv.mcp"])
+    assert "(did you mean 'node.cli'?)" in str(info.value)

@@ -51,7 +51,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[stack] members", True, "members"),
     # dependencies and capabilities
     KeyUse("b00t.depends_on", True, "dependencies"),
-    KeyUse("b00t.requires = [\"x.cli\", …]", True, "dependencies"),
+    KeyUse("b00t.requires = [\"x.cli\", …]; [b00t.depends_on] requires = [...]", True, "dependencies"),
     KeyUse("[b00t.provides] capability", True, "provides (indexed for `[b00t.requires.<slot>]`)"),
     KeyUse("b00t.protocol", True, "protocol of what the datum provides"),
     KeyUse("[b00t.requires.<slot>] capability, protocol, prefer, fallback", True, "needs: a resolved dependency"),
@@ -432,6 +432,11 @@ def _capabilities(r: _Reader, b00t: dict[str, Any]) -> None:
     if "protocol" in b00t:
         fields["protocol"] = r.str_(b00t.pop("protocol"), "b00t.protocol")
 
+    deps_table = b00t.get("depends_on")
+    if isinstance(deps_table, dict) and isinstance(deps_table.get("requires"), list):
+        # [b00t.depends_on] requires = [...]: the same list, written as a table
+        b00t["depends_on"] = r.strs(deps_table["requires"], "b00t.depends_on.requires")
+        r.leftover(deps_table, {"requires"}, "b00t.depends_on", "not acted on")
     requires = b00t.pop("requires", None)
     if isinstance(requires, list):
         deps = b00t.get("depends_on", [])

@@ -372,3 +372,7 @@ def test_an_untyped_dependency_gets_the_typed_datum_suggested(tmp_path: Path) ->
     with pytest.raises(MissingDependencyError) as info:
         compile_graph(cat, ["srv.mcp"])
     assert "(did you mean 'node.cli'?)" in str(info.value)
+
+
+def test_depends_on_written_as_a_table(cat: Catalog) -> None:
+    assert cat.datums["scraper.cli"].depends_on == ("jq.cli",)

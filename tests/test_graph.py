@@ -152,20 +152,22 @@ def test_missing_dependency_names_who_asked_and_suggests(write_datums: Write) ->
         _graph(d, "app")
     err = info.value
     assert (err.missing, err.wanted_by, err.suggestions) == ("qdrant.docker", "app.process", ["qdrant.process"])
-    assert str(err) == ("app.process depends on 'qdrant.docker', which no datum provides "
-                        "(did you mean 'qdrant.process'?)")
+    assert str(err) == (f"{d / 'app.process.toml'}: b00t.depends_on[0]: app.process depends on 'qdrant.docker', "
+                        "which no datum provides (did you mean 'qdrant.process'?)")
 
 
 def test_missing_dependency_without_a_close_name(write_datums: Write) -> None:
     d = write_datums({"app.process": proc("zzz.mcp")})
     with pytest.raises(MissingDependencyError) as info:
         _graph(d, "app")
-    assert str(info.value) == "app.process depends on 'zzz.mcp', which no datum provides"
+    assert str(info.value) == (f"{d / 'app.process.toml'}: b00t.depends_on[0]: "
+                               "app.process depends on 'zzz.mcp', which no datum provides")
 
 
 def test_missing_stack_member_names_the_stack(write_datums: Write) -> None:
     d = write_datums({"s.stack": "[b00t]\nmembers = ['a.mcp', 'b.mcp']\n", "a.mcp": mcp()})
-    with pytest.raises(MissingDependencyError, match=r"^s\.stack depends on 'b\.mcp', which no datum provides"):
+    with pytest.raises(MissingDependencyError, match=r"s\.stack\.toml: b00t\.members\[1\]: s\.stack depends on 'b\.mcp', "
+                       "which no datum provides"):
         _graph(d, "s")
 
 

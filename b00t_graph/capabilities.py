@@ -98,6 +98,7 @@ class Resolver:
         self.use = dict(use or {})
         self.used_slots: set[str] = set()
         self._why: dict[str, str | None] = {}
+        self._reach: dict[str, str | None] = {}
         self._by_capability: dict[str, list[Datum]] = {}
         for ident in sorted(catalog.datums):
             d = catalog.datums[ident]
@@ -149,7 +150,9 @@ class Resolver:
             return ", ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set"
         if self.reachable is not None:
             for kind in dict.fromkeys(d.runtime for d in seen.values() if d.runtime):
-                why = self.reachable(kind)
+                if kind not in self._reach:
+                    self._reach[kind] = self.reachable(kind)
+                why = self._reach[kind]
                 if why:
                     return f"the {kind} runtime is unreachable ({why})"
         return None

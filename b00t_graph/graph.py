@@ -179,7 +179,7 @@ def suggest(catalog: Catalog, ref: str) -> list[str]:
 
 def _edge_keys(datum: Datum) -> dict[str, str]:
     """Where each edge of a datum is written, for messages (``b00t.depends_on[2]``)."""
-    keys: dict[str, str] = {}
+    keys: dict[str, str] = dict(datum.edge_keys)
     for field, refs in (("depends_on", datum.depends_on), ("members", datum.members),
                         ("stack.components", datum.optional)):
         for i, ref in enumerate(refs):

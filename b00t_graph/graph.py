@@ -64,6 +64,8 @@ class Node:
     config_hash: str
     soft: tuple[str, ...] = ()
     choices: tuple[Choice, ...] = ()
+    #: names of ``env`` set by a stack the node is a member of → that stack
+    from_stack: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def id(self) -> str:
@@ -475,7 +477,7 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
         # A key may use the ones before it; a self-reference reads the inherited value (renaming).
         own[key] = sub(value, f"{table}.{key}", {k: v for k, v in own.items() if k != key})
     visible = {**inherited, **from_stack, **own}
-    required_key = "env.required" if table == "env" else "b00t.env.required"
+    required_key = "env.required"  # b00t's AI datums write the schema as [env] required = [...]
     for name in datum.env_required:
         if name not in visible and name not in env0:
             problems.append(Problem(datum.path, required_key,
@@ -535,7 +537,8 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
             req = tcp[0]
             health = HealthCheck(tcp=f"{req.host or '127.0.0.1'}:{req.port}")
     return Node(spec=spec, deps=ctx.deps, env=visible, exports=own, health=health,
-                config_hash=config_hash(spec, visible), soft=ctx.soft, choices=ctx.choices)
+                config_hash=config_hash(spec, visible), soft=ctx.soft, choices=ctx.choices,
+                from_stack={k: src for k, (_, src) in ctx.stack.items() if k not in own})
 
 
 # --- host ports --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from .api import up_graph as up_graph
 from .engine import Engine as Engine
 from .engine import RunResult as RunResult
 from .errors import B00tGraphError as B00tGraphError
+from .errors import CapabilityError as CapabilityError
 from .errors import ConflictError as ConflictError
 from .errors import CycleError as CycleError
 from .errors import DatumError as DatumError
@@ -25,6 +26,7 @@ from .errors import InputError as InputError
 from .errors import MissingDependencyError as MissingDependencyError
 from .errors import NodeError as NodeError
 from .errors import NodeExited as NodeExited
+from .errors import PortConflictError as PortConflictError
 from .errors import ReadinessTimeout as ReadinessTimeout
 from .errors import RuntimeUnavailable as RuntimeUnavailable
 from .errors import StartError as StartError
@@ -34,8 +36,8 @@ from .graph import Node as Node
 from .runtimes import Runtime as Runtime
 
 __all__ = [
-    "B00tGraphError", "ConflictError", "CycleError", "DatumError", "Engine", "EnvError", "Graph",
+    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "EnvError", "Graph",
     "GraphError", "InputError", "MissingDependencyError", "Node", "NodeError", "NodeExited",
-    "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "UpFailed",
+    "PortConflictError", "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "UpFailed",
     "down_graph", "ensure", "load_graph", "running", "up_graph",
 ]

@@ -19,17 +19,23 @@ from .events import Reporter
 from .graph import Graph, compile_graph
 from .loader import datum_dirs, load_catalog
 from .locks import default_state_dir
+from .reachability import runtime_reachable
 
 PathLike = str | os.PathLike[str]
 
 
 def load_graph(targets: Sequence[str], datums: PathLike | Sequence[PathLike] | None = None,
-               environ: Mapping[str, str] | None = None) -> Graph:
-    """Find the datums (``--datums``, ``$_B00T_Path``, ``./_b00t_``, packaged) and compile the targets."""
+               environ: Mapping[str, str] | None = None, *, use: Mapping[str, str] | None = None,
+               offline: bool = False) -> Graph:
+    """Find the datums (``--datums``, ``$_B00T_Path``, ``./_b00t_``, packaged) and compile the targets.
+
+    ``use`` fills capability slots by name (``{"embeddings": "openai-embeddings"}``), as ``--use``;
+    ``offline`` chooses capability providers without asking whether their runtime is reachable.
+    """
     dirs: Sequence[PathLike] = () if datums is None else (
         [datums] if isinstance(datums, (str, os.PathLike)) else list(datums))
     catalog = load_catalog(datum_dirs(dirs, environ))
-    return compile_graph(catalog, targets, environ)
+    return compile_graph(catalog, targets, environ, use=use, reachable=None if offline else runtime_reachable)
 
 
 def _env(graph: Graph) -> dict[str, str]:
@@ -41,13 +47,15 @@ def _env(graph: Graph) -> dict[str, str]:
 
 async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                  environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
-                 reporter: Reporter | None = None, no_recreate: bool = False) -> dict[str, str]:
+                 reporter: Reporter | None = None, no_recreate: bool = False,
+                 use: Mapping[str, str] | None = None) -> dict[str, str]:
     """Bring ``targets`` and their dependencies up (what runs is left alone); return their environment.
 
+    ``use`` fills capability slots by name, as ``--use SLOT=NAME`` does.
     Raises :class:`~b00t_graph.errors.InputError` for bad datums and
     :class:`~b00t_graph.errors.UpFailed` (carrying each node's error) when a node fails.
     """
-    graph = load_graph(targets, datums, environ)
+    graph = load_graph(targets, datums, environ, use=use)
     result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate)
     if result.failures or result.skipped:
         raise UpFailed(result.failures, result.skipped)
@@ -70,13 +78,14 @@ async def down_graph(graph: Graph, *, state_dir: Path | None = None, reporter: R
 @asynccontextmanager
 async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                   environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
-                  remove_volumes: bool = False) -> AsyncIterator[dict[str, str]]:
+                  remove_volumes: bool = False, use: Mapping[str, str] | None = None
+                  ) -> AsyncIterator[dict[str, str]]:
     """Bring ``targets`` up for the body of an ``async with`` and take down, after, what it started.
 
     For tests and scripts: ``async with running("demo.stack") as env: ...``. Nodes that
     already ran before are left running: they belong to whoever started them.
     """
-    graph = load_graph(targets, datums, environ)
+    graph = load_graph(targets, datums, environ, use=use)
     started: set[str] = set(graph.nodes)  # if up is interrupted, sweep all that may have started
     try:
         result = await up_graph(graph, state_dir=state_dir)

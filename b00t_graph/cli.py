@@ -126,12 +126,21 @@ def _catalog(datums: Sequence[str]) -> Catalog:
     return load_catalog(datum_dirs(datums))
 
 
-def _graph(datums: Sequence[str], targets: Sequence[str]) -> Graph:
+use_opt = click.option("--use", "use", multiple=True, metavar="SLOT=NAME",
+                       help="Fill the capability slot SLOT ([b00t.requires.SLOT]) with the datum NAME, "
+                            "whatever prefer/fallback say (repeatable).")
+
+
+def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (), offline: bool = False) -> Graph:
+    from .capabilities import parse_use
     from .graph import compile_graph
+    from .reachability import runtime_reachable
 
     cat = _catalog(datums)
     try:
-        graph = compile_graph(cat, targets)
+        # Offline, a capability provider is usable when it loads and its env is set; otherwise its
+        # runtime must also be reachable (one socket connect, remembered).
+        graph = compile_graph(cat, targets, use=parse_use(use), reachable=None if offline else runtime_reachable)
     except B00tGraphError as exc:
         _fail(exc)
     if _debug():  # broken datums the request does not need do not stop it; say so only when asked
@@ -167,10 +176,11 @@ def main() -> None:
               help="dot/mermaid: a picture of the graph.")
 @click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
 @click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
+@use_opt
 def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool, fmt: str,
-         offline: bool, no_recreate: bool) -> None:
+         offline: bool, no_recreate: bool, use: tuple[str, ...]) -> None:
     """Show what `up` would do, changing nothing: the graph, each node's env and the actions."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use, offline=offline)
     if fmt == "dot":
         click.echo(render.dot(graph))
         return
@@ -208,10 +218,14 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @click.option("--timings-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write per-node timings and the critical path to this file.")
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
+@use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool) -> None:
+       fail_fast: bool, timings_json: Path | None, print_env: bool, use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use)
+    if not quiet:
+        for problem in graph.notes:
+            click.echo(f"note: {problem}", err=True)
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
@@ -227,6 +241,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:
         err.print(render.timings_view(res))
+        for ident, why in res.notes.items():
+            click.echo(f"note: {ident}: {why}", err=True)
     if print_env and not res.failures:
         env: dict[str, str] = {}
         for t in graph.targets:
@@ -247,10 +263,11 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 @state_opt
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
+@use_opt
 def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
-         volumes: bool) -> None:
+         volumes: bool, use: tuple[str, ...]) -> None:
     """Stop and remove what b00t-graph started, dependents first; never what it did not create."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> RunResult:
@@ -272,9 +289,11 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @datums_opt
 @state_opt
 @click.option("--json", "as_json", is_flag=True)
-def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
+@use_opt
+def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool,
+           use: tuple[str, ...]) -> None:
     """Each node's state, changing nothing."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use)
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:

@@ -180,13 +180,14 @@ async def test_allow_limits_what_may_be_started(app: Path, state_dir: Path) -> N
 async def test_bad_datums_come_back_as_tool_errors(write_datums: WriteDatums, svc: Path, state_dir: Path) -> None:
     folder = write_datums({"ok.process": process_datum("ok", svc),
                            "broken.process": '[b00t]\nname = "broken"\ntype = "process"\nstop_grace_ms = "soon"\n',
-                           "loop.stack": stack_datum("loop", ["loop.stack"])})
+                           "loop.stack": stack_datum("loop", ["loop.stack"]),
+                           "grp.stack": stack_datum("grp", ["ok.process"])})
     async with server(folder, state_dir) as client:
         msg = error(await client.call_tool("ensure", {"target": "broken"}))
         assert "broken.process.toml: b00t.stop_grace_ms" in msg  # the CLI's message: file and key
         assert "a datum cannot depend on itself" in error(await client.call_tool("plan", {"target": "loop"}))
         assert "which no datum provides" in error(await client.call_tool("graph", {"target": "nope"}))
-        assert "no logs" in error(await client.call_tool("logs", {"node": "loop.stack"}))
+        assert "no logs; ask for one of: ok.process" in error(await client.call_tool("logs", {"node": "grp"}))
         listed = data(await client.call_tool("list_datums", {"type": "process"}))  # still serving
         assert [d["id"] for d in listed["datums"]] == ["ok.process"] and "broken.process" in listed["broken"]
         toml = await client.read_resource("datum://ok.process")

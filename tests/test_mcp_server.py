@@ -212,8 +212,8 @@ async def test_down_on_exit_takes_down_what_the_server_started(app: Path, state_
     assert not alive(pids["api.process"]) and not alive(pids["db.process"])
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the client's HTTP stack (httpx2) runs on asyncio here
 async def test_streamable_http(app: Path, state_dir: Path, reaper: Reaper) -> None:
+    """The server runs on asyncio (uvicorn); the client on either backend."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "b00t_graph", "mcp", "serve", "-d", str(app), "--http",
                              str(port), "--down-on-exit"], env=cli_env(state_dir), cwd=state_dir.parent,
@@ -227,7 +227,7 @@ async def test_streamable_http(app: Path, state_dir: Path, reaper: Reaper) -> No
             ensured = data(await client.call_tool("ensure", {"target": "app"}))
             assert await anyio.to_thread.run_sync(get, ensured["env"]["DB_URL"] + "/health") == 200
     proc.terminate()  # SIGTERM: --down-on-exit takes the stack down before the server exits
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode in (0, -15), err
     assert records(state_dir) == {}, err
 

@@ -414,7 +414,7 @@ class B00tMcp:
         if graph.nodes[ident].runtime is None:
             raise ToolError(f"{ident}: a {graph.nodes[ident].type} runs nothing of its own to restart; "
                             "restart its members")
-        reporter = ProgressReporter(len(graph.nodes) + 1)
+        reporter = ProgressReporter(2 * len(graph.nodes))  # every node is seen by the down, then by the up
         t0 = time.monotonic()
 
         async def work() -> tuple[bool, str]:

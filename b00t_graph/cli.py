@@ -464,3 +464,41 @@ def _ident_or_file(path: str) -> str:
 def run() -> None:  # pragma: no cover - alias for `python -m b00t_graph`
     main()
 
+
+
+# --- mcp -----------------------------------------------------------------------------------------
+
+
+@main.group(name="mcp")
+def mcp_group() -> None:
+    """Offer b00t-graph to agents over the Model Context Protocol."""
+
+
+@mcp_group.command(name="serve")
+@datums_opt
+@state_opt
+@click.option("--http", "http", metavar="[HOST:]PORT", default=None,
+              help="Serve streamable HTTP on HOST:PORT (host default 127.0.0.1) instead of stdio.")
+@click.option("--read-only", is_flag=True,
+              help="Only list, plan, graph, status and logs; refuse ensure, restart, down.")
+@click.option("--allow", multiple=True, metavar="PATTERN",
+              help="Targets (fnmatch, repeatable) that may be started or stopped; default: all.")
+@click.option("--down-on-exit", is_flag=True,
+              help="When told to stop (stdin closed, SIGTERM, SIGINT), take down what this server started.")
+def mcp_serve(datums: tuple[str, ...], state_dir: Path | None, http: str | None, read_only: bool,
+              allow: tuple[str, ...], down_on_exit: bool) -> None:
+    """Serve the MCP tools list_datums, plan, graph, ensure, status, logs, restart, down (stdio by default)."""
+    from .mcpserver import ServeOptions, parse_http, serve
+
+    try:
+        where = parse_http(http) if http is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--http") from None
+    opts = ServeOptions(datums=datums, state_dir=state_dir, read_only=read_only, allow=allow,
+                        down_on_exit=down_on_exit, http=where)
+    try:  # uvicorn, behind --http, runs on asyncio only
+        anyio.run(serve, opts, backend="asyncio" if where else _backend())
+    except B00tGraphError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

@@ -24,7 +24,7 @@ from .envsubst import SubstitutionError, substitute
 from .errors import CycleError, DatumError, EnvError, MissingDependencyError, Problem
 from .loader import Catalog, require
 from .model import Datum, HealthCheck
-from .runtimes import check_node
+from .runtimes import check_nodes
 
 
 @attrs.frozen
@@ -144,8 +144,7 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
             nodes[ident] = _resolve(datum, nodes, env0, strict=False)
     if problems:
         raise EnvError(problems)
-    for node in nodes.values():
-        problems.extend(check_node(node))
+    problems.extend(check_nodes(nodes.values()))
     if problems:
         raise DatumError(problems)
     return Graph(nodes=nodes, targets=resolved_targets)

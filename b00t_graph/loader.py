@@ -22,6 +22,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception, transform_error
 
+from . import dialects
 from .errors import AmbiguousTargetError, DatumError, MissingDependencyError, Problem
 from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
 
@@ -231,22 +232,13 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
     if not isinstance(table, dict):
         what = "missing" if table is None else f"not a table (got {_describe(table)})"
         return None, [Problem(path, "b00t", f"{what}; a datum keeps everything under [b00t]")], []
-    b00t = dict(table)
-
-    file_name, _, file_type = Path(path).name.removesuffix(".toml").rpartition(".")
-    if not file_name:
+    norm = dialects.normalise(doc, path)
+    problems += norm.problems
+    notes += norm.notes
+    doc = norm.doc
+    b00t = dict(doc["b00t"])
+    if not Path(path).name.removesuffix(".toml").rpartition(".")[0]:
         problems.append(Problem(path, "", "file name must be <name>.<type>.toml (e.g. qdrant.docker.toml)"))
-        file_type = ""  # "foo.toml": "foo" is not a type; say so once, not as "unknown type 'foo'"
-    for key, from_file in (("name", file_name), ("type", file_type)):
-        val = b00t.get(key)
-        if val is None and from_file:
-            b00t[key] = from_file
-        elif val is not None and not isinstance(val, str):  # None: the converter says "required"
-            problems.append(Problem(path, f"b00t.{key}", f"expected a string, got {_describe(val)}"))
-            b00t[key] = from_file  # reported here; keep the converter from reporting it again
-        elif from_file and val != from_file:
-            problems.append(Problem(path, f"b00t.{key}",
-                                    f"{val!r} differs from the file name's {from_file!r}; rename one to match"))
     typ = b00t.get("type")
     if isinstance(typ, str) and typ not in KNOWN_TYPES:
         close = difflib.get_close_matches(typ, sorted(KNOWN_TYPES), n=1)
@@ -264,7 +256,8 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
         if isinstance(doc["env"], dict):
             env.update(doc["env"])
             env_table = "env"
-            notes.append(Problem(path, "env", "top-level [env] read as [b00t.env]; prefer [b00t.env]"))
+            if doc["env"]:  # only `required`/`defaults`: a schema, read by the dialects
+                notes.append(Problem(path, "env", "top-level [env] read as [b00t.env]; prefer [b00t.env]"))
         else:
             problems.append(Problem(path, "env", f"expected a table, got {_describe(doc['env'])}"))
     if "env" in b00t:
@@ -324,11 +317,12 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
 
     extra = {k: b00t.pop(k) for k in list(b00t) if k not in _DATUM_KEYS}
     for key in extra:
-        notes.append(Problem(path, f"b00t.{key}", "kept, not acted on by b00t-graph"))
+        notes.append(Problem(path, f"b00t.{key}", dialects.quiet_reason(key) or "kept, not acted on by b00t-graph"))
     for key in doc:
         if key not in ("b00t", "env"):
             extra[f"^{key}"] = doc[key]
-            notes.append(Problem(path, key, "top-level table kept, not acted on by b00t-graph"))
+            notes.append(Problem(path, key, dialects.quiet_reason(key)
+                                 or "top-level table kept, not acted on by b00t-graph"))
 
     try:
         datum = _CONVERTER.structure({**b00t, "path": path, "env": {}}, Datum)
@@ -339,7 +333,7 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
     if problems:
         return None, problems, notes
     datum = attrs.evolve(datum, env={k: str(v) for k, v in env.items()}, env_table=env_table,
-                         requirements=tuple(requirements), extra=extra)
+                         requirements=tuple(requirements), extra=extra, **norm.fields)
     problems.extend(_check_kind(datum))
     return (None if problems else datum), problems, notes
 
@@ -361,13 +355,11 @@ def _suggest_key(key: str, msg: str) -> str:
 
 def _check_kind(d: Datum) -> Iterable[Problem]:
     """What each managed type needs to be runnable."""
-    if d.type == "docker" and not d.image:
+    if d.runtime == "docker" and not d.image:
         yield Problem(d.path, "b00t.image", "required for a docker datum (e.g. image = \"qdrant/qdrant:latest\")")
-    if d.type == "process" and not d.command:
+    if d.runtime == "process" and not d.command:
         yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")
-    if d.type == "stack" and not d.members:
-        yield Problem(d.path, "b00t.members", "a stack needs at least one member")
-    for key, value in (("depends_on", d.depends_on), ("members", d.members)):
+    for key, value in (("depends_on", d.depends_on), ("members", d.members), ("optional", d.optional)):
         for i, ref in enumerate(value):
             if "." not in ref:
                 yield Problem(d.path, f"b00t.{key}[{i}]", f"{ref!r} must be written name.type (e.g. qdrant.docker)")
@@ -383,7 +375,8 @@ def _check_kind(d: Datum) -> Iterable[Problem]:
                 re.compile(hc.log_regex)
             except re.error as exc:
                 yield Problem(d.path, "b00t.health_check.log_regex", f"invalid regular expression: {exc}")
-        if not 100 <= hc.expected_status <= 599:
+        # 0 ("any HTTP response") only from the mcp httpstream dialect, never written by hand
+        if not (100 <= hc.expected_status <= 599 or (hc.expected_status == 0 and d.kind == "probe")):
             yield Problem(d.path, "b00t.health_check.expected_status", "expected an HTTP status (100-599)")
 
 

@@ -21,6 +21,7 @@ KNOWN_TYPES = MANAGED_TYPES | GROUP_TYPES | frozenset(
         "cli", "api", "ai", "ai_model", "k8s", "hive", "skill", "agent", "apt", "bash", "nix",
         "vscode", "config", "env", "job", "lfmf", "prompt", "template", "python", "npm", "cargo",
         "rust", "go", "node", "uv", "pip", "brew", "service", "tool", "dataset", "model", "compose",
+        "container",
     }
 )
 

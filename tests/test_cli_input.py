@@ -80,8 +80,6 @@ BAD_INPUTS: list[tuple[str, dict[str, str | bytes], str, str]] = [
      f"{{d}}/a.process.toml: b00t.args[0]: ${{{UNSET}}}: give me a port"),
     ("malformed-ref", {"a.process": "[b00t]\ncommand = 'x'\nargs = ['${PORT']\n"}, "a",
      "{d}/a.process.toml: b00t.args[0]: malformed reference '${PORT' (no closing brace)"),
-    ("name-differs", {"a.process": "[b00t]\nname = 'b'\ncommand = 'x'\n"}, "a.process",
-     "{d}/a.process.toml: b00t.name: 'b' differs from the file name's 'a'; rename one to match"),
     ("non-utf8", {"a.process": b"[b00t]\ncommand = 'caf\xe9'\n"}, "a",
      "{d}/a.process.toml: not UTF-8 text (bad byte at offset 21); save it as UTF-8"),
     ("empty", {"a.process": ""}, "a",
@@ -178,7 +176,6 @@ def test_validate_reports_every_error_of_a_folder_at_once(tmp_path: Path) -> Non
         f"{d}/empty.process.toml: empty file",
         f"{d}/latin.process.toml: not UTF-8 text",
         f"{d}/nob00t.process.toml: b00t: missing",
-        f"{d}/renamed.process.toml: b00t.name: 'other' differs from the file name's 'renamed'",
         f"{d}/syntax.process.toml: TOML syntax error: Invalid value (at line 3, column 7)",
         f"{d}/typed.process.toml: b00t.health_check.timeout_ms: expected an integer, got string 'abc'",
         "dependency cycle: c1.mcp → c2.mcp → c1.mcp",
@@ -191,7 +188,7 @@ def test_validate_reports_every_error_of_a_folder_at_once(tmp_path: Path) -> Non
     # b.mcp depends on a.process, which is missing from this folder
     assert "b.mcp depends on 'a.process', which no datum provides" in errors
     assert len(errors) == len(expected) + 1, "\n".join(errors)
-    assert result.stdout.splitlines()[-1] == f"2 datum(s) ok, 13 with problems, in {d}"
+    assert result.stdout.splitlines()[-1] == f"3 datum(s) ok, 12 with problems, in {d}"
 
 
 def test_validate_clean_folder_exits_0_and_reports_kept_keys_as_notes(tmp_path: Path) -> None:
@@ -222,8 +219,9 @@ GH_HOST = "github.com"
     assert result.stderr == ""
     assert sorted(result.stdout.splitlines()) == sorted([
         f"note: {d}/gh.cli.toml: env: top-level [env] read as [b00t.env]; prefer [b00t.env]",
-        *(f"note: {d}/gh.cli.toml: b00t.{k}: kept, not acted on by b00t-graph"
-          for k in ("desires", "install", "usage", "orchestration", "mcp")),
+        f"note: {d}/gh.cli.toml: b00t.desires: not acted on (b00t's version wish)",
+        f"note: {d}/gh.cli.toml: b00t.usage: documentation, not acted on",
+        f"note: {d}/gh.cli.toml: b00t.orchestration: b00t's own scheduling, not acted on",
         f"2 datum(s) ok, 0 with problems, in {d}",
     ])
     strict = invoke("validate", "--strict", str(d))

@@ -19,7 +19,7 @@ from b00t_graph.loader import (
     require,
     structure_datum,
 )
-from b00t_graph.model import HealthCheck, Requirement, Resources
+from b00t_graph.model import HealthCheck, McpLaunch, Presence, Requirement, Resources
 
 Write = Callable[..., Path]
 
@@ -154,16 +154,17 @@ args = ["-y", "@github/mcp"]
 GH_HOST = "github.com"
 """)
     assert problems == []
-    assert datum.passive and not datum.managed
+    # `version` makes it a presence check; `install` is its fix; the stdio entry a launch spec
+    assert datum.runtime == "presence" and not datum.passive
+    assert datum.presence == Presence(command=("gh", "--version"), install="sudo apt install gh")
+    assert datum.install == "sudo apt install gh"
+    assert datum.mcp == (McpLaunch(transport="stdio", command="npx", args=("-y", "@github/mcp")),)
     assert datum.hint == "GitHub CLI"
     assert datum.env == {"GH_HOST": "github.com"}
     assert datum.extra["desires"] == "2.40"
-    assert datum.extra["install"] == "sudo apt install gh"
     assert [u["command"] for u in datum.extra["usage"]] == ["gh auth login", "gh pr list"]
     assert datum.extra["orchestration"] == {"priority": 3}
-    assert datum.extra["mcp"] == {"stdio": [{"command": "npx", "args": ["-y", "@github/mcp"]}]}
-    assert sorted(notes) == sorted(f"b00t.{k}: kept, not acted on by b00t-graph"
-                                   for k in ("desires", "install", "version", "usage", "orchestration", "mcp"))
+    assert sorted(n.split(":")[0] for n in notes) == ["b00t.desires", "b00t.orchestration", "b00t.usage"]
 
 
 @pytest.mark.parametrize("kind", ["api", "k8s", "hive", "skill", "ai", "agent", "nix"])
@@ -231,10 +232,6 @@ name = "docker"
         ("a.process.toml", "  \n\t\n", ": empty file; a datum needs a [b00t] table with name and type"),
         ("a.process.toml", "[service]\nname = 'a'\n", "b00t: missing; a datum keeps everything under [b00t]"),
         ("a.process.toml", "b00t = 'a'\n", "b00t: not a table (got string 'a'); a datum keeps everything under [b00t]"),
-        ("a.process.toml", "[b00t]\nname = 'b'\ncommand = 'x'\n",
-         "b00t.name: 'b' differs from the file name's 'a'; rename one to match"),
-        ("a.process.toml", "[b00t]\ntype = 'docker'\nimage = 'x'\n",
-         "b00t.type: 'docker' differs from the file name's 'process'; rename one to match"),
         ("a.toml", "[b00t]\nname = 'a'\ntype = 'mcp'\n",
          ": file name must be <name>.<type>.toml (e.g. qdrant.docker.toml)"),
     ],
@@ -292,7 +289,6 @@ def test_unknown_type_without_close_match_lists_known(tmp_path: Path) -> None:
         ({"stop_grace_ms": "1s"}, "b00t.stop_grace_ms: expected an integer, got string '1s'"),
         ({"hint": 5}, "b00t.hint: expected a string, got integer 5"),
         ({"name": 5}, "b00t.name: expected a string, got integer 5"),
-        ({"name": "svc2"}, "b00t.name: 'svc2' differs from the file name's 'svc'; rename one to match"),
         ({"env": "A=1"}, "b00t.env: expected a table, got string 'A=1'"),
         ({"env": {"A": [1]}}, "b00t.env.A: expected a string, got array"),
         ({"env": {"A-B": "x"}}, "b00t.env.A-B: not a valid environment variable name"),
@@ -325,8 +321,6 @@ def test_top_level_env_of_wrong_kind() -> None:
     [
         ("q.docker", {}, 'b00t.image: required for a docker datum (e.g. image = "qdrant/qdrant:latest")'),
         ("q.process", {}, 'b00t.command: required for a process datum (e.g. command = "python3")'),
-        ("q.stack", {}, "b00t.members: a stack needs at least one member"),
-        ("q.stack", {"members": []}, "b00t.members: a stack needs at least one member"),
     ],
 )
 def test_what_each_type_needs(ident: str, b00t: dict[str, Any], expected: str) -> None:
@@ -338,7 +332,6 @@ def test_all_problems_of_one_file_are_collected() -> None:
                                 "health_check": {"timeout_ms": "abc", "htp_url": "x"},
                                 "env": {"OK": "1", "BAD": {}}}})
     assert sorted(found) == sorted([
-        "b00t.name: 'other' differs from the file name's 'svc'; rename one to match",
         "b00t.env.BAD: expected a string, got table",
         "b00t.image: expected a string, got integer 3",
         "b00t.command: expected an array of strings, got integer 5",
@@ -356,7 +349,7 @@ def test_catalog_reports_every_broken_file_and_keeps_the_good_ones(write_datums:
         "syntax.mcp": "[b00t\n",
         "empty.mcp": "",
         "typed.process": "[b00t]\ncommand = 'x'\n[b00t.health_check]\ntimeout_ms = 'abc'\n",
-        "notes.cli": "[b00t]\ninstall = 'x'\n",
+        "notes.cli": "[b00t]\ndesires = 'x'\n",
     })
     (d / "readme.md").write_text("not a datum, not read")
     (d / "latin1.mcp.toml").write_bytes(b"[b00t]\nhint = '\xff'\n")
@@ -365,7 +358,7 @@ def test_catalog_reports_every_broken_file_and_keeps_the_good_ones(write_datums:
     assert sorted(cat.broken) == ["empty.mcp", "latin1.mcp", "syntax.mcp", "typed.process"]
     assert sorted(Path(p.path).name for p in cat.problems) == [
         "empty.mcp.toml", "latin1.mcp.toml", "syntax.mcp.toml", "typed.process.toml"]
-    assert [str(n) for n in cat.notes] == [f"{d / 'notes.cli.toml'}: b00t.install: kept, not acted on by b00t-graph"]
+    assert [str(n) for n in cat.notes] == [f"{d / 'notes.cli.toml'}: b00t.desires: not acted on (b00t's version wish)"]
     with pytest.raises(DatumError) as info:
         require(cat, ["good.mcp", "typed.process"])
     assert str(info.value) == (f"{d / 'typed.process.toml'}: b00t.health_check.timeout_ms: "

@@ -130,7 +130,7 @@ async def test_match_mismatch_timeout_and_shell(tmp_path: Path) -> None:
 
     slow = node((PY, "-c", "import time; time.sleep(30)"), None, path=path, timeout_ms=300)
     t0 = time.monotonic()
-    with pytest.raises(PresenceError, match="did not finish within 0.3s"):
+    with pytest.raises(PresenceError, match=r"did not finish within 0\.3s"):
         await rt.wait_ready(slow)
     assert time.monotonic() - t0 < 5
 

@@ -253,6 +253,17 @@ async def _start_container(d: Docker, cid: str, networks: Sequence[str]) -> None
         await asyncio.sleep(0.05)
 
 
+async def _image_id(d: Docker, ref: str) -> tuple[str, dict[str, str]] | None:
+    """An image's id and labels, or None when absent."""
+    try:
+        info = await d.images.inspect(ref)
+    except DockerError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return str(info["Id"]), dict((info.get("Config") or {}).get("Labels") or {})
+
+
 async def _port_holder(d: Docker, port: int, proto: str) -> str:
     """`` (who)`` for a port message: a container publishing it, else the listening program, else ``""``."""
     try:
@@ -607,6 +618,7 @@ class DockerRuntime:
             else:
                 kwargs["fileobj"] = io.BytesIO(body or b"")
                 kwargs["encoding"] = "gzip"
+            old = await _image_id(d, plan.image)
             stream: Any = d.images.build(**kwargs)
             async for msg in stream:
                 if "error" in msg or "errorDetail" in msg:
@@ -617,6 +629,12 @@ class DockerRuntime:
                     if line.strip():
                         output.append(line.rstrip())
                         report(node.id, "pulling", line.strip()[:200])
+            if old is not None and old[1].get(NODE) == node.id and await _image_id(d, plan.image) != old:
+                # the image this node built before lost its tag to the new one: do not leave it dangling
+                try:
+                    await d.images.delete(old[0])
+                except DockerError:
+                    pass  # still used by a container, or tagged elsewhere meanwhile: keep it
 
         await self._call("build", fail, run, timeout=None)
         self.reporter.event(node.id, "preparing", f"built {plan.image} in {time.monotonic() - t0:.2f}s")

@@ -17,6 +17,7 @@ from .api import up_graph as up_graph
 from .engine import Engine as Engine
 from .engine import RunResult as RunResult
 from .errors import B00tGraphError as B00tGraphError
+from .errors import CapabilityError as CapabilityError
 from .errors import ConflictError as ConflictError
 from .errors import CycleError as CycleError
 from .errors import DatumError as DatumError
@@ -26,6 +27,7 @@ from .errors import InputError as InputError
 from .errors import MissingDependencyError as MissingDependencyError
 from .errors import NodeError as NodeError
 from .errors import NodeExited as NodeExited
+from .errors import PortConflictError as PortConflictError
 from .errors import PortInUse as PortInUse
 from .errors import PresenceError as PresenceError
 from .errors import ReadinessTimeout as ReadinessTimeout
@@ -39,8 +41,9 @@ from .mcpconfig import mcp_servers as mcp_servers
 from .runtimes import Runtime as Runtime
 
 __all__ = [
-    "B00tGraphError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError", "Graph",
-    "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
-    "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError",
-    "UpFailed", "down_graph", "ensure", "load_graph", "mcp_servers", "running", "up_graph",
+    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
+    "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
+    "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
+    "RuntimeUnavailable", "StartError", "UpFailed", "down_graph", "ensure", "load_graph", "mcp_servers", "running",
+    "up_graph",
 ]

@@ -20,12 +20,21 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import anyio
+import attrs
 import click
 from rich.console import Console
 
 from . import render
 from .engine import Engine, RunResult
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_RUNTIME, B00tGraphError, CycleError, DatumError
+from .errors import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    B00tGraphError,
+    CycleError,
+    MissingDependencyError,
+    Problem,
+)
 from .graph import Graph
 from .loader import Catalog, datum_dirs, load_catalog
 from .locks import default_state_dir
@@ -117,12 +126,21 @@ def _catalog(datums: Sequence[str]) -> Catalog:
     return load_catalog(datum_dirs(datums))
 
 
-def _graph(datums: Sequence[str], targets: Sequence[str]) -> Graph:
+use_opt = click.option("--use", "use", multiple=True, metavar="SLOT=NAME",
+                       help="Fill the capability slot SLOT ([b00t.requires.SLOT]) with the datum NAME, "
+                            "whatever prefer/fallback say (repeatable).")
+
+
+def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (), offline: bool = False) -> Graph:
+    from .capabilities import parse_use
     from .graph import compile_graph
+    from .reachability import runtime_reachable
 
     cat = _catalog(datums)
     try:
-        graph = compile_graph(cat, targets)
+        # Offline, a capability provider is usable when it loads and its env is set; otherwise its
+        # runtime must also be reachable (one socket connect, remembered).
+        graph = compile_graph(cat, targets, use=parse_use(use), reachable=None if offline else runtime_reachable)
     except B00tGraphError as exc:
         _fail(exc)
     if _debug():  # broken datums the request does not need do not stop it; say so only when asked
@@ -158,10 +176,11 @@ def main() -> None:
               help="dot/mermaid: a picture of the graph.")
 @click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
 @click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
+@use_opt
 def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool, fmt: str,
-         offline: bool, no_recreate: bool) -> None:
+         offline: bool, no_recreate: bool, use: tuple[str, ...]) -> None:
     """Show what `up` would do, changing nothing: the graph, each node's env and the actions."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use, offline=offline)
     if fmt == "dot":
         click.echo(render.dot(graph))
         return
@@ -201,10 +220,15 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
+@use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool) -> None:
+       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
+       use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use)
+    if not quiet:
+        for problem in graph.notes:
+            click.echo(f"note: {problem}", err=True)
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
@@ -220,6 +244,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:
         err.print(render.timings_view(res))
+        for ident, why in res.notes.items():
+            click.echo(f"note: {ident}: {why}", err=True)
     if print_env and not res.failures:
         env: dict[str, str] = {}
         for t in graph.targets:
@@ -240,10 +266,11 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 @state_opt
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
+@use_opt
 def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
-         volumes: bool) -> None:
+         volumes: bool, use: tuple[str, ...]) -> None:
     """Stop and remove what b00t-graph started, dependents first; never what it did not create."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> RunResult:
@@ -265,9 +292,11 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @datums_opt
 @state_opt
 @click.option("--json", "as_json", is_flag=True)
-def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
+@use_opt
+def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool,
+           use: tuple[str, ...]) -> None:
     """Each node's state, changing nothing."""
-    graph = _graph(datums, targets)
+    graph = _graph(datums, targets, use)
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
@@ -335,38 +364,107 @@ def mcp_config(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Pat
 # --- validate / ls -------------------------------------------------------------------------------
 
 
-@main.command()
-@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False, exists=True))
-@click.option("--strict", is_flag=True, help="Also fail on notes (keys kept but not acted on).")
-def validate(dirs: tuple[str, ...], strict: bool) -> None:
-    """Check every datum of the folders and report every problem at once (exit 2 if any)."""
-    cat = _catalog(dirs)
+@attrs.define
+class _Check:
+    """What is wrong in a catalog, by file: the one answer ``validate`` and ``ls`` both give."""
+
+    #: every message once, in the order found
+    errors: list[str] = attrs.field(factory=list)
+    #: file → its own problems (it fails to load, or its graph has a problem it causes)
+    broken: dict[str, list[str]] = attrs.field(factory=dict)
+    #: identity → why it loads but cannot be planned (a dependency is broken)
+    blocked: dict[str, str] = attrs.field(factory=dict)
+
+
+def _check(cat: Catalog) -> _Check:
+    """Load problems plus what compiling each datum finds (cycles, missing dependencies, ``${VAR}``)."""
     from .graph import compile_graph
 
-    problems = [str(p) for p in cat.problems]
-    # Compile each datum too: cycles, missing dependencies and ${VAR} references are found here.
-    seen = set(problems)
-    unusable: set[str] = set()  # loads, but cannot be planned (its graph has a problem)
+    res = _Check()
+    seen: set[str] = set()
+
+    def add(path: str, msg: str, key: str | None = None) -> None:
+        res.broken.setdefault(path, [])
+        if msg not in res.broken[path]:
+            res.broken[path].append(msg)
+        if (key or msg) not in seen:
+            seen.add(key or msg)
+            res.errors.append(msg)
+
+    folders = {str(src.path) for src in cat.sources}
+    for problem in cat.problems:
+        if problem.path in folders:  # a missing folder: an error, not a datum with problems
+            res.errors.append(str(problem))
+        else:
+            add(problem.path, str(problem))
+    path_of = {ident: d.path for ident, d in cat.datums.items()}
     for ident in sorted(cat.datums):
         try:
             compile_graph(cat, [ident])
         except B00tGraphError as exc:
-            unusable.add(ident)
             # One line per problem, each once: a broken dependency or a loop is met from every datum near it.
-            found = [str(p) for p in exc.problems] if isinstance(exc, DatumError) else [str(exc)]
-            for msg in found:
-                key = " → ".join(sorted(set(exc.cycle))) if isinstance(exc, CycleError) else msg
-                if key not in seen:
-                    seen.add(key)
-                    problems.append(msg)
-    for note in cat.notes:
-        click.echo(f"note: {note}")
-    ok = len(set(cat.datums) - unusable - set(cat.broken))
-    click.echo(f"{ok} datum(s) ok, {len(set(cat.broken) | unusable)} with problems, in "
-               + ", ".join(str(s.path) for s in cat.sources))
-    for p in problems:
+            own = False
+            problems = getattr(exc, "problems", None)
+            if isinstance(problems, list) and problems:
+                for p in problems:
+                    where = getattr(p, "path", None) or path_of[ident]
+                    add(where, str(p))
+                    own = own or where == path_of[ident]
+            elif isinstance(exc, CycleError):
+                for member in set(exc.cycle):
+                    if member in path_of:
+                        add(path_of[member], str(exc), " → ".join(sorted(set(exc.cycle))))
+                own = True
+            elif isinstance(exc, MissingDependencyError) and exc.wanted_by in path_of:
+                add(path_of[exc.wanted_by], str(exc))
+                own = exc.wanted_by == ident
+            else:
+                add(path_of[ident], str(exc))
+                own = True
+            if not own and path_of[ident] not in res.broken:
+                res.blocked[ident] = str(exc).splitlines()[0]
+    return res
+
+
+def _grouped_notes(notes: Sequence[Problem]) -> list[str]:
+    """One line per (key, message) with the number of files, so notes do not drown the errors."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for n in notes:
+        groups.setdefault((n.key, n.message), []).append(n.path)
+    lines = []
+    for (key, message), paths in sorted(groups.items(), key=lambda kv: (-len(set(kv[1])), kv[0])):
+        files = sorted(set(paths))
+        if len(files) == 1:
+            lines.append(f"note: {Problem(files[0], key, message)}")
+        else:
+            lines.append(f"note: {key}: {message} (in {len(files)} files)")
+    return lines
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False, exists=True))
+@datums_opt
+@click.option("--strict", is_flag=True, help="Also fail on notes (keys kept but not acted on).")
+@click.option("-v", "--verbose", is_flag=True, help="Every note of every file, not grouped by key.")
+def validate(dirs: tuple[str, ...], datums: tuple[str, ...], strict: bool, verbose: bool) -> None:
+    """Check every datum of the folders (DIRS and --datums) and report every problem at once (exit 2 if any)."""
+    cat = _catalog([*dirs, *datums])
+    res = _check(cat)
+    if verbose:
+        for note in cat.notes:
+            click.echo(f"note: {note}")
+    else:
+        for line in _grouped_notes(cat.notes):
+            click.echo(line)
+    bad = len(res.broken)
+    ok = len(cat.files) - bad - len(res.blocked)
+    summary = f"{ok} datum(s) ok, {bad} with problems"
+    if res.blocked:
+        summary += f", {len(res.blocked)} blocked by a dependency's problems"
+    click.echo(summary + ", in " + ", ".join(str(s.path) for s in cat.sources))
+    for p in res.errors:
         click.echo(f"error: {p}", err=True)
-    if problems or (strict and cat.notes):
+    if res.errors or (strict and cat.notes):
         sys.exit(EXIT_INPUT)
 
 
@@ -376,30 +474,39 @@ def validate(dirs: tuple[str, ...], strict: bool) -> None:
 def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
     """Datums found, by type, and where each came from."""
     cat = _catalog(datums)
+    res = _check(cat)
     origin = {str(s.path): s.origin for s in cat.sources}
     rows = []
     for ident, d in sorted(cat.datums.items(), key=lambda kv: (kv[1].type, kv[0])):
         folder = str(Path(d.path).parent)
+        state = "broken" if d.path in res.broken else "blocked" if ident in res.blocked else "ok"
         rows.append({"id": ident, "type": d.type, "path": d.path, "origin": origin.get(folder, folder),
-                     "managed": d.managed, "hint": d.hint})
+                     "managed": d.managed, "runtime": d.runtime, "hint": d.hint, "state": state})
+    broken = sorted(_ident_or_file(p) for p in res.broken)
     if as_json:
         click.echo(render.to_json({"sources": [{"path": str(s.path), "origin": s.origin} for s in cat.sources],
-                                   "datums": rows, "broken": sorted(cat.broken)}))
+                                   "datums": rows, "broken": broken, "blocked": sorted(res.blocked)}))
         return
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("type", "datum", "from", "file"):
+    for col in ("type", "datum", "runtime", "from", "file"):
         table.add_column(col, overflow="fold")  # a path cut short with "…" is useless
     for r in rows:
-        table.add_row(str(r["type"]), str(r["id"]), str(r["origin"]), str(r["path"]))
+        runs = str(r["runtime"] or "-") + ("" if r["state"] == "ok" else f" ({r['state']})")
+        table.add_row(str(r["type"]), str(r["id"]), runs, str(r["origin"]), str(r["path"]))
     out.print(table)
     for s in cat.sources:
         if not s.path.is_dir():  # a stale $_B00T_Path entry must not look like an empty folder
             click.echo(f"warning: {s.path}: datum folder not found (from {s.origin})", err=True)
-    if cat.broken:
-        click.echo(f"{len(cat.broken)} broken datum(s): {', '.join(sorted(cat.broken))} "
+    if broken:
+        click.echo(f"{len(broken)} datum(s) with problems: {', '.join(broken)} "
                    "(`b00t-graph validate` says why)", err=True)
+
+
+def _ident_or_file(path: str) -> str:
+    stem = Path(path).name.removesuffix(".toml")
+    return stem if "." in stem else Path(path).name
 
 
 def run() -> None:  # pragma: no cover - alias for `python -m b00t_graph`

@@ -104,7 +104,8 @@ _QUIET = {
     "usage": "documentation, not acted on", "learn": "documentation, not acted on",
     "references": "documentation, not acted on", "keywords": "documentation, not acted on",
     "desires": "not acted on (b00t's version wish)", "lfmf_category": "not acted on",
-    "implements": "descriptive, not acted on", "orchestration": "b00t's own scheduling, not acted on",
+    "implements": "descriptive, not acted on", "models": "descriptive, not acted on",
+    "orchestration": "b00t's own scheduling, not acted on",
     "gate": "b00t's own gates, not acted on", "roles": "not acted on", "maintenance": "not acted on",
     "update": "not acted on", "source": "descriptive, not acted on", "docs": "documentation, not acted on",
     "oci_uri": "not acted on", "resource_path": "not acted on",
@@ -150,7 +151,7 @@ def needs_shell(text: str) -> bool:
         elif quote == '"':
             if ch == '"' and prev != "\\":
                 quote = ""
-            elif ch == "`" or (prev == "$" and ch == "("):
+            elif ch == "`" or (prev == "$" and (ch in "({_" or ch.isalpha())):
                 return True
         elif ch in "'\"":
             quote = ch

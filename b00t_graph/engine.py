@@ -74,6 +74,9 @@ class RunResult:
     skipped: dict[str, str] = attrs.field(factory=dict)
     critical: list[Hop] = attrs.field(factory=list)
     cancelled: bool = False
+    #: node → what happened that is not a failure of the run (an optional stack member failed or
+    #: was skipped; a stack became ready without it)
+    notes: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -166,7 +169,8 @@ class Engine:
         t0 = anyio.current_time()
         actions, observed = await self.plan(graph)
         res = RunResult(graph=graph, timings={i: NodeTiming(i, a) for i, a in actions.items()})
-        sched = Scheduler(graph.deps())
+        sched = Scheduler(graph.deps(), graph.soft())
+        required = graph.required()
         prepared: dict[str, anyio.Event] = {}
         prep_errors: dict[str, B00tGraphError] = {}
 
@@ -174,17 +178,25 @@ class Engine:
             return anyio.current_time() - t0
 
         def failed(ident: str, err: B00tGraphError) -> None:
-            res.failures[ident] = err
+            # Outside `required` (an optional stack member, or what only it needs) a failure is a note.
+            if ident in required:
+                res.failures[ident] = err
+            else:
+                res.notes[ident] = f"optional, failed: {err}"
             tm = res.timings[ident]
             tm.status, tm.detail = "failed", getattr(err, "reason", str(err))
             self.reporter.event(ident, "failed", tm.detail)
             for skipped in sched.fail(ident):
-                res.skipped[skipped] = sched.skipped[skipped]
+                if skipped in required:
+                    res.skipped[skipped] = sched.skipped[skipped]
+                else:
+                    res.notes[skipped] = f"optional, skipped: {sched.skipped[skipped]}"
                 res.timings[skipped].status = "skipped"
                 res.timings[skipped].detail = sched.skipped[skipped]
                 self.reporter.event(skipped, "skipped", sched.skipped[skipped])
-            if self.fail_fast:
+            if self.fail_fast and ident in required:
                 tg.cancel_scope.cancel()
+            launch(sched.released())
 
         async def prepare(node: Node, rt: Runtime, action: Action) -> None:
             try:
@@ -206,6 +218,10 @@ class Engine:
             except Exception as exc:  # a bug in a runtime must not take the whole run down silently
                 failed(ident, StartError(ident, f"unexpected {type(exc).__name__}: {exc}"))
                 return
+            without = [d for d in node.soft if d in sched.failed or d in sched.skipped]
+            if without:
+                res.notes[ident] = "ready without optional member(s) " + ", ".join(
+                    f"{d} ({'failed' if d in sched.failed else 'skipped'})" for d in without)
             launch(sched.complete(ident))
 
         def launch(idents: list[str]) -> None:

@@ -82,20 +82,74 @@ class CycleError(GraphError):
 
 
 class MissingDependencyError(GraphError):
-    """A target or a ``depends_on``/``members`` entry names a datum that is not in any folder."""
+    """A target or a ``depends_on``/``members`` entry names a datum that is not in any folder.
+
+    ``path`` and ``key`` say where the entry is written (``b00t.depends_on[2]``) when it comes
+    from a datum; a name written without its type (``node``) suggests the typed datum (``node.cli``).
+    """
 
     def __init__(self, missing: str, wanted_by: str | None, suggestions: Sequence[str] = (),
-                 note: str = "") -> None:
+                 note: str = "", *, path: str | None = None, key: str | None = None) -> None:
         self.missing = missing
         self.wanted_by = wanted_by
         self.suggestions = list(suggestions)
+        self.path = path
+        self.key = key
         who = f"{wanted_by} depends on" if wanted_by else "target"
-        msg = f"{who} {missing!r}, which no datum provides"
+        if "." not in missing and self.suggestions and wanted_by:
+            msg = f"{who} {missing!r}, written without its type"
+        else:
+            msg = f"{who} {missing!r}, which no datum provides"
         if self.suggestions:
             msg += f" (did you mean {', '.join(repr(s) for s in self.suggestions)}?)"
         if note:  # e.g. why nothing was found at all: a datum folder that does not exist
             msg += f"; {note}"
-        super().__init__(msg)
+        where = ": ".join(x for x in (path, key) if x)
+        super().__init__(f"{where}: {msg}" if where else msg)
+
+
+class MissingDependencies(MissingDependencyError):
+    """Several missing dependencies, all reported at once; ``missing``/``wanted_by`` are the first's."""
+
+    def __init__(self, errors: Sequence[MissingDependencyError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.missing, first.wanted_by, first.suggestions, path=first.path, key=first.key)
+        self.args = (f"{len(self.errors)} missing dependencies:\n" + "\n".join(f"  {e}" for e in self.errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CapabilityError(GraphError):
+    """A ``[b00t.requires.<slot>]`` cannot be filled, or a ``--use SLOT=NAME`` names no provider of it.
+
+    Every candidate is listed with why it was passed over: set the missing variable, start the
+    engine, fix the broken datum, or choose a provider with ``--use SLOT=NAME``.
+    """
+
+    def __init__(self, messages: Sequence[str]) -> None:
+        self.messages = list(messages)
+        if len(self.messages) == 1:
+            text = self.messages[0]
+        else:
+            text = f"{len(self.messages)} capability problems:\n" + "\n".join(f"  {m}" for m in self.messages)
+        super().__init__(text)
+
+
+class PortConflictError(GraphError):
+    """Two nodes of one graph publish the same host port; found before anything starts.
+
+    Each conflict names both datums and their files: change one port, or leave one datum out.
+    """
+
+    def __init__(self, conflicts: Sequence[str]) -> None:
+        self.conflicts = list(conflicts)
+        if len(self.conflicts) == 1:
+            text = self.conflicts[0]
+        else:
+            text = f"{len(self.conflicts)} host port conflicts:\n" + "\n".join(f"  {c}" for c in self.conflicts)
+        super().__init__(text)
 
 
 class AmbiguousTargetError(GraphError):

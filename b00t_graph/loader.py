@@ -49,13 +49,26 @@ class Catalog:
     notes: list[Problem] = attrs.field(factory=list)
     #: identity (from the file name) → problems of that file
     broken: dict[str, list[Problem]] = attrs.field(factory=dict)
+    #: ``name.type`` as declared inside a file whose file name differs → the file's identity
+    aliases: dict[str, str] = attrs.field(factory=dict)
+    #: file path → problems of that file (files without a usable identity too)
+    files: dict[str, list[Problem]] = attrs.field(factory=dict)
+
+    def find(self, ref: str) -> str | None:
+        """The identity ``ref`` names: itself, or the file that declares it by its inner ``name``."""
+        if ref in self.datums or ref in self.broken:
+            return ref
+        return self.aliases.get(ref)
 
     def resolve_target(self, target: str) -> str:
-        """Accept ``name.type`` or a bare ``name`` when only one datum has it."""
-        if target in self.datums or target in self.broken:
-            return target
+        """Accept ``name.type`` or a bare ``name`` when only one datum has it (file name or declared name)."""
+        found = self.find(target)
+        if found is not None:
+            return found
         # a set: a duplicate identity is both loaded and broken, and must not look ambiguous with itself
         matches = sorted({i for i in (*self.datums, *self.broken) if i.rsplit(".", 1)[0] == target})
+        if not matches:
+            matches = sorted({i for a, i in self.aliases.items() if a.rsplit(".", 1)[0] == target})
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -110,9 +123,12 @@ def load_catalog(sources: Sequence[Source]) -> Catalog:
             cat.problems.append(Problem(str(src.path), "", f"datum folder not found (from {src.origin})"))
             continue
         for path in sorted(src.path.glob("*.toml")):
-            datum, problems, notes = load_file(path)
+            datum, problems, notes, declared = _load_file(path)
             cat.notes.extend(notes)
             ident = datum.id if datum else _ident_from_filename(path)
+            if declared and ident:
+                cat.aliases.setdefault(f"{declared}.{ident.rsplit('.', 1)[1]}", ident)
+            cat.files[str(path)] = problems
             if datum is not None and ident in first_seen:
                 problems.append(Problem(str(path), "", f"duplicate datum {ident!r}, also in {first_seen[ident]}"))
             if problems:
@@ -206,32 +222,80 @@ def _paths(exc: BaseException, root: str) -> list[tuple[str, str]]:
 
 def load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem]]:
     """Parse and structure one datum file: ``(datum or None, problems, notes)``."""
+    datum, problems, notes, _ = _load_file(path)
+    return datum, problems, notes
+
+
+def _load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem], str | None]:
     p = str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, [Problem(p, "", f"cannot read: {exc.strerror}")], []
+        return None, [Problem(p, "", f"cannot read: {exc.strerror}")], [], None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [Problem(p, "", f"not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8")], []
+        return None, [Problem(p, "", f"not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8")], [], None
     if not text.strip():
-        return None, [Problem(p, "", "empty file; a datum needs a [b00t] table with name and type")], []
+        return None, [Problem(p, "", "empty file; a datum needs a [b00t] table with name and type")], [], None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return None, [Problem(p, "", f"TOML syntax error: {exc}")], []
-    return structure_datum(doc, p)
+        return None, [_toml_problem(p, text, exc)], [], None
+    return _structure(doc, p)
+
+
+_AT_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _toml_problem(path: str, text: str, exc: tomllib.TOMLDecodeError) -> Problem:
+    """A TOML error; a duplicate key or table is named (tomllib only gives the line)."""
+    msg = str(exc)
+    at = _AT_LINE.search(msg)
+    declared = re.match(r"Cannot declare \((.*)\) twice", msg)
+    if at is None or not (declared or msg.startswith("Cannot overwrite a value")):
+        return Problem(path, "", f"TOML syntax error: {msg}")
+    line_no = int(at.group(1))
+    lines = text.splitlines()
+    if declared:
+        key = ".".join(part.strip().strip("'\"") for part in declared.group(1).split(",") if part.strip())
+        return Problem(path, key, f"TOML error: table [{key}] declared twice (again at line {line_no}); "
+                                  "merge the two tables into one")
+    # the key written on that line, inside the table opened last above it
+    table, first = "", None
+    line = lines[line_no - 1] if 0 < line_no <= len(lines) else ""
+    written = line.split("=", 1)[0].strip() if "=" in line else ""
+    bare = ".".join(part.strip().strip("'\"") for part in written.split("."))
+    for i in range(line_no - 2, -1, -1):
+        head = _HEADER.match(lines[i])
+        if head:
+            table = ".".join(part.strip().strip("'\"") for part in head.group(1).split("."))
+            break
+        other = lines[i].split("=", 1)[0].strip() if "=" in lines[i] else ""
+        if bare and ".".join(part.strip().strip("'\"") for part in other.split(".")) == bare:
+            first = i + 1
+    if not bare:
+        return Problem(path, "", f"TOML syntax error: {msg}")
+    key = f"{table}.{bare}" if table else bare
+    where = f" (first at line {first})" if first else ""
+    return Problem(path, key, f"TOML error: duplicate key, set again at line {line_no}{where}; "
+                              "TOML allows each key once")
 
 
 def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Problem], list[Problem]]:
     """Turn a parsed TOML document into a datum, collecting every problem."""
+    datum, problems, notes, _ = _structure(doc, path)
+    return datum, problems, notes
+
+
+def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Problem], list[Problem], str | None]:
     problems: list[Problem] = []
     notes: list[Problem] = []
     table = doc.get("b00t")
     if not isinstance(table, dict):
         what = "missing" if table is None else f"not a table (got {_describe(table)})"
-        return None, [Problem(path, "b00t", f"{what}; a datum keeps everything under [b00t]")], []
+        return None, [Problem(path, "b00t", f"{what}; a datum keeps everything under [b00t]")], [], None
     norm = dialects.normalise(doc, path)
     problems += norm.problems
     notes += norm.notes
@@ -329,13 +393,13 @@ def structure_datum(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[
     except (ClassValidationError, IterableValidationError) as exc:
         for key, msg in _paths(exc, "b00t"):
             problems.append(Problem(path, key, msg + _suggest_key(key, msg)))
-        return None, problems, notes
+        return None, problems, notes, norm.declared_name
     if problems:
-        return None, problems, notes
+        return None, problems, notes, norm.declared_name
     datum = attrs.evolve(datum, env={k: str(v) for k, v in env.items()}, env_table=env_table,
                          requirements=tuple(requirements), extra=extra, **norm.fields)
     problems.extend(_check_kind(datum))
-    return (None if problems else datum), problems, notes
+    return (None if problems else datum), problems, notes, norm.declared_name
 
 
 def _suggest_key(key: str, msg: str) -> str:

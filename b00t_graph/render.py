@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from .capabilities import Choice
 from .engine import RunResult
 from .errors import B00tGraphError
 from .graph import Graph, Node
@@ -56,9 +57,17 @@ def what(node: Node) -> str:
         return f"image {image}" + (f"  {' '.join(extra)}" if extra else "") + cmd
     if node.runtime == "process":
         return "command " + shlex.join([*(s.command or ()), *s.args])  # quoted: copy-pasteable
-    if s.type == "stack":
-        return "members " + ", ".join(s.members)
+    if s.type == "stack" and (s.members or s.optional):
+        return "members " + ", ".join([*s.members, *(f"{m} (optional)" for m in s.optional if m not in s.members)])
     return ""
+
+
+def choice_text(c: Choice) -> str:
+    """``embeddings → ollama-embeddings.api (preferred 1 of 2)``, then what was passed over and why."""
+    text = str(c)
+    if c.passed_over:
+        text += "; passed over " + "; ".join(f"{i}: {why}" for i, why in c.passed_over)
+    return text
 
 
 def readiness(node: Node) -> str:
@@ -103,6 +112,8 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
         if what(node):
             branch.add(Text(what(node)))
         branch.add(Text("ready: " + readiness(node)))
+        for c in node.choices:
+            branch.add(Text("needs " + choice_text(c)))
         state = _obs_text(observed.get(ident), unavailable.get(node.runtime or "")) if node.runtime else ""
         if state:
             branch.add(Text("now: " + state))
@@ -115,6 +126,8 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
                 env.add(Text(f"{k}={v}") + Text(src, style="dim"))
         for dep in node.deps:
             add(branch, dep)
+            if dep in node.soft:
+                branch.children[-1].label.append("  (optional)", style="dim")  # type: ignore[union-attr]
 
     root = Tree(Text("plan", style="bold"), guide_style="dim")
     for target in graph.targets:
@@ -137,6 +150,8 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
                  style="dim")
     waves.append("  ".join(f"{i + 1}: {', '.join(w)}" for i, w in enumerate(graph.waves())))
     parts: list[RenderableType] = [root, Text(""), table, Text(""), waves]
+    for problem in graph.notes:
+        parts.append(Text(f"note: {problem}", style="yellow"))
     for kind, why in unavailable.items():
         parts.append(Text(f"note: cannot ask the {kind} runtime what runs ({why}); "
                           "planned as if nothing runs", style="yellow"))
@@ -153,7 +168,8 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             "path": node.spec.path, "image": node.spec.image,
             "command": [*(node.spec.command or ()), *node.spec.args] if node.spec.command else None,
             "readiness": node.health.probes() if node.health else [],
-            "depends_on": list(node.deps), "env": node.env, "exports": node.exports,
+            "depends_on": list(node.deps), "optional": list(node.soft),
+            "choices": [c.as_json() for c in node.choices], "env": node.env, "exports": node.exports,
             "hint": node.spec.hint, "config_hash": node.config_hash,
             # unavailable is keyed by runtime type: every node of an unreachable runtime is "unknown"
             "state": (obs.state.value if obs else None) if (node.runtime or "") not in unavailable else "unknown",
@@ -172,6 +188,7 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
         "waves": graph.waves(),
         "env": env,
         "runtime_unavailable": dict(unavailable),
+        "notes": [{"path": p.path, "key": p.key, "message": p.message} for p in graph.notes],
     }
 
 
@@ -227,6 +244,7 @@ def timings_json(res: RunResult) -> dict[str, Any]:
         "critical_path": [{"node": h.node, "offset": h.offset, "duration": h.duration} for h in res.critical],
         "failed": {i: str(e) for i, e in res.failures.items()},
         "skipped": res.skipped,
+        "notes": res.notes,
     }
 
 

@@ -14,9 +14,16 @@ import attrs
 
 
 class Scheduler:
-    """Dependency bookkeeping for one run over a DAG given as node → its dependencies."""
+    """Dependency bookkeeping for one run over a DAG given as node → its dependencies.
 
-    def __init__(self, deps: Mapping[str, Sequence[str]]) -> None:
+    ``soft`` edges (node → some of its dependencies) are waited for but not needed: when such a
+    dependency fails or is skipped the node still runs once its other dependencies are ready
+    (an optional stack member). Nodes released that way are collected by :meth:`released`.
+    """
+
+    def __init__(self, deps: Mapping[str, Sequence[str]], soft: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._soft: set[tuple[str, str]] = {(n, d) for n, ds in (soft or {}).items() for d in ds}
+        self._released: list[str] = []
         self._waiting: dict[str, int] = {n: len(set(d)) for n, d in deps.items()}
         self._dependents: dict[str, list[str]] = {n: [] for n in deps}
         for n, ds in deps.items():
@@ -43,7 +50,11 @@ class Scheduler:
         return out
 
     def fail(self, node: str) -> list[str]:
-        """``node`` failed; return every node that can no longer run (transitively), now skipped."""
+        """``node`` failed; return every node that can no longer run (transitively), now skipped.
+
+        A dependent that only softly depends on a failed or skipped node is not skipped: it stops
+        waiting for it, and when that was the last thing it waited for it goes to :meth:`released`.
+        """
         self._pending.discard(node)
         self.failed.add(node)
         out = []
@@ -51,11 +62,24 @@ class Scheduler:
         while stack:
             cur, root = stack.pop()
             for dep in self._dependents[cur]:
-                if dep in self._pending:
-                    self._pending.discard(dep)
-                    self.skipped[dep] = f"dependency {cur} " + ("failed" if cur == root else "was skipped")
-                    out.append(dep)
-                    stack.append((dep, root))
+                if dep not in self._pending:
+                    continue
+                if (dep, cur) in self._soft:
+                    self._waiting[dep] -= 1
+                    if self._waiting[dep] == 0:
+                        self._released.append(dep)
+                    continue
+                self._pending.discard(dep)
+                self.skipped[dep] = f"dependency {cur} " + ("failed" if cur == root else "was skipped")
+                out.append(dep)
+                stack.append((dep, root))
+        # a node released by a soft edge may have been skipped later through a hard one
+        self._released = [n for n in self._released if n in self._pending]
+        return out
+
+    def released(self) -> list[str]:
+        """Nodes made runnable by failures of soft dependencies since the last call."""
+        out, self._released = self._released, []
         return out
 
     @property

@@ -68,7 +68,8 @@ BAD_INPUTS: list[tuple[str, dict[str, str | bytes], str, str]] = [
                "b.mcp": "[b00t]\ndepends_on = ['a.process']\n"}, "a.process",
      "dependency cycle: a.process → b.mcp → a.process"),
     ("missing-dependency", {"a.process": "[b00t]\ncommand = 'x'\ndepends_on = ['qdrnt.process']\n"}, "a",
-     "a.process depends on 'qdrnt.process', which no datum provides (did you mean 'qdrant.process'?)"),
+     "{d}/a.process.toml: b00t.depends_on[0]: a.process depends on 'qdrnt.process', which no datum provides "
+     "(did you mean 'qdrant.process'?)"),
     ("missing-target", {}, "qdrnt",
      "target 'qdrnt', which no datum provides (did you mean 'qdrant.process'?)"),
     ("ambiguous-target", {"ok.mcp": "[b00t]\n"}, "ok",
@@ -181,14 +182,17 @@ def test_validate_reports_every_error_of_a_folder_at_once(tmp_path: Path) -> Non
         "dependency cycle: c1.mcp → c2.mcp → c1.mcp",
         f"{d}/envy.mcp.toml: b00t.env.X: ${{{UNSET}}} is not set",
         f"{d}/envy.mcp.toml: b00t.env.Y: ${{{UNSET}}}: say why",
-        "lost.mcp depends on 'qdrnt.process', which no datum provides (did you mean 'qdrant.process'?)",
+        f"{d}/lost.mcp.toml: b00t.depends_on[0]: lost.mcp depends on 'qdrnt.process', which no datum provides "
+        "(did you mean 'qdrant.process'?)",
     ]
     for want in expected:
         assert sum(e.startswith(want) for e in errors) == 1, f"{want!r} not reported exactly once in:\n{errors}"
     # b.mcp depends on a.process, which is missing from this folder
-    assert "b.mcp depends on 'a.process', which no datum provides" in errors
+    assert f"{d}/b.mcp.toml: b00t.depends_on[0]: b.mcp depends on 'a.process', which no datum provides" in errors
     assert len(errors) == len(expected) + 1, "\n".join(errors)
-    assert result.stdout.splitlines()[-1] == f"3 datum(s) ok, 12 with problems, in {d}"
+    # uses-broken.mcp is fine itself: it waits for typed.process, whose file has the problem
+    assert result.stdout.splitlines()[-1] == (f"3 datum(s) ok, 11 with problems, "
+                                              f"1 blocked by a dependency's problems, in {d}")
 
 
 def test_validate_clean_folder_exits_0_and_reports_kept_keys_as_notes(tmp_path: Path) -> None:
@@ -239,11 +243,11 @@ def test_ls_lists_by_type_with_origin(tmp_path: Path, monkeypatch: pytest.Monkey
     result = invoke("ls", "-d", str(d))
     assert result.exit_code == 0
     rows = [line.split() for line in result.stdout.splitlines()]
-    assert rows[0] == ["type", "datum", "from", "file"]
-    assert rows[1:] == [["cli", "gh.cli", "--datums", f"{d}/gh.cli.toml"],
-                        ["process", "web.process", "--datums", f"{d}/web.process.toml"],
-                        ["stack", "all.stack", "--datums", f"{d}/all.stack.toml"]]
-    assert result.stderr == "1 broken datum(s): bad.mcp (`b00t-graph validate` says why)\n"
+    assert rows[0] == ["type", "datum", "runtime", "from", "file"]
+    assert rows[1:] == [["cli", "gh.cli", "-", "--datums", f"{d}/gh.cli.toml"],
+                        ["process", "web.process", "process", "--datums", f"{d}/web.process.toml"],
+                        ["stack", "all.stack", "-", "--datums", f"{d}/all.stack.toml"]]
+    assert result.stderr == "1 datum(s) with problems: bad.mcp (`b00t-graph validate` says why)\n"
     data = json.loads(invoke("ls", "--json", "-d", str(d)).stdout)
     assert data["sources"] == [{"path": str(d), "origin": "--datums"}]
     assert data["broken"] == ["bad.mcp"]

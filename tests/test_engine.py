@@ -297,3 +297,45 @@ async def test_two_concurrent_ups_without_state_dir_do_start_twice(write_datums:
         tg.start_soon(one)
         tg.start_soon(one)
     assert rt.order == [P("a"), P("a")]
+
+
+# --- optional stack members -------------------------------------------------------------------------
+
+
+def _optional_graph(*, also_needed: bool = False) -> Graph:
+    from b00t_graph.graph import compile_graph
+    from b00t_graph.loader import Catalog
+    from b00t_graph.model import Datum
+
+    def d(ident: str, **kw: object) -> Datum:
+        name, _, typ = ident.rpartition(".")
+        return Datum(name=name, type=typ, path=f"/d/{ident}.toml", **kw)  # type: ignore[arg-type]
+
+    datums = [d("a.process", command=("true",)), d("x.process", command=("true",)),
+              d("m.process", command=("true",), depends_on=("x.process",)),
+              d("s.stack", members=("a.process",), optional=("m.process",))]
+    if also_needed:
+        datums.append(d("app.process", command=("true",), depends_on=("m.process",)))
+    targets = ["s.stack", "app.process"] if also_needed else ["s.stack"]
+    return compile_graph(Catalog(sources=[], datums={x.id: x for x in datums}), targets, environ={})
+
+
+@pytest.mark.parametrize("fails", ["m.process", "x.process"])
+async def test_a_failed_optional_member_does_not_fail_its_stack(fails: str) -> None:
+    graph = _optional_graph()
+    async with Engine(runtimes={"*": NullRuntime(fail=[fails])}) as engine:
+        res = await engine.up(graph)
+    assert res.ok, (res.failures, res.skipped)
+    assert res.timings["s.stack"].status == "ready"
+    why = "failed" if fails == "m.process" else "skipped"
+    assert res.notes["s.stack"] == f"ready without optional member(s) m.process ({why})"
+    assert res.notes[fails].startswith("optional, failed: ")
+
+
+async def test_an_optional_member_another_node_needs_is_a_real_failure() -> None:
+    graph = _optional_graph(also_needed=True)
+    async with Engine(runtimes={"*": NullRuntime(fail=["m.process"])}) as engine:
+        res = await engine.up(graph)
+    assert set(res.failures) == {"m.process"}
+    assert res.skipped == {"app.process": "dependency m.process failed"}
+    assert res.timings["s.stack"].status == "ready"  # the stack itself still does not wait on it

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,10 +17,12 @@ from b00t_graph.errors import (
     DatumError,
     EnvError,
     MissingDependencyError,
+    PortConflictError,
+    Problem,
 )
 from b00t_graph.graph import Graph, closure, compile_graph
-from b00t_graph.loader import Source, load_catalog
-from b00t_graph.model import HealthCheck
+from b00t_graph.loader import Catalog, Source, load_catalog
+from b00t_graph.model import Datum, HealthCheck
 
 Write = Callable[..., Path]
 
@@ -152,20 +156,22 @@ def test_missing_dependency_names_who_asked_and_suggests(write_datums: Write) ->
         _graph(d, "app")
     err = info.value
     assert (err.missing, err.wanted_by, err.suggestions) == ("qdrant.docker", "app.process", ["qdrant.process"])
-    assert str(err) == ("app.process depends on 'qdrant.docker', which no datum provides "
-                        "(did you mean 'qdrant.process'?)")
+    assert str(err) == (f"{d / 'app.process.toml'}: b00t.depends_on[0]: app.process depends on 'qdrant.docker', "
+                        "which no datum provides (did you mean 'qdrant.process'?)")
 
 
 def test_missing_dependency_without_a_close_name(write_datums: Write) -> None:
     d = write_datums({"app.process": proc("zzz.mcp")})
     with pytest.raises(MissingDependencyError) as info:
         _graph(d, "app")
-    assert str(info.value) == "app.process depends on 'zzz.mcp', which no datum provides"
+    assert str(info.value) == (f"{d / 'app.process.toml'}: b00t.depends_on[0]: "
+                               "app.process depends on 'zzz.mcp', which no datum provides")
 
 
 def test_missing_stack_member_names_the_stack(write_datums: Write) -> None:
     d = write_datums({"s.stack": "[b00t]\nmembers = ['a.mcp', 'b.mcp']\n", "a.mcp": mcp()})
-    with pytest.raises(MissingDependencyError, match=r"^s\.stack depends on 'b\.mcp', which no datum provides"):
+    with pytest.raises(MissingDependencyError, match=re.escape(
+            "s.stack.toml: b00t.members[1]: s.stack depends on 'b.mcp', which no datum provides")):
         _graph(d, "s")
 
 
@@ -313,3 +319,179 @@ def test_a_failed_export_does_not_cascade_into_its_dependents(write_datums: Writ
     with pytest.raises(EnvError) as info:
         _graph(d, "b")
     assert [(Path(p.path).name, p.key) for p in info.value.problems] == [("a.mcp.toml", "b00t.env.X")]
+
+
+# --- built in code: stacks, optional members, env schema, host ports, missing dependencies ------------
+
+
+def D(ident: str, **kw: Any) -> Datum:
+    name, _, typ = ident.rpartition(".")
+    return Datum(name=name, type=typ, path=f"/datums/{ident}.toml", **kw)
+
+
+def cat_of(*datums: Datum, broken: dict[str, list[Problem]] | None = None) -> Catalog:
+    return Catalog(sources=[], datums={d.id: d for d in datums}, broken=broken or {})
+
+
+def pg_stack(**member_env: str) -> Catalog:
+    return cat_of(
+        D("pg.stack", members=("postgres.docker", "admin.mcp"), env_table="env",
+          env={"POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:-devpassword}", "POSTGRES_USER": "postgres",
+               "ADMIN_URL": "${ADMIN_URL}"}),
+        D("postgres.docker", image="postgres:16", env=dict(member_env)),
+        D("admin.mcp", env={"ADMIN_URL": "http://localhost:5050", "DSN": "postgres://${POSTGRES_USER}@db"}),
+    )
+
+
+def test_a_stacks_env_reaches_its_members() -> None:
+    graph = compile_graph(pg_stack(), ["pg.stack"], environ={})
+    pg, admin = graph.nodes["postgres.docker"], graph.nodes["admin.mcp"]
+    # set in the members' environment, not exported by them
+    assert pg.env == {"POSTGRES_PASSWORD": "devpassword", "POSTGRES_USER": "postgres"}
+    assert pg.exports == {}
+    # usable in members' ${VAR}
+    assert admin.exports["DSN"] == "postgres://postgres@db"
+    # a rename of a member's export (ADMIN_URL = "${ADMIN_URL}") cannot reach the member it comes from
+    assert admin.exports["ADMIN_URL"] == "http://localhost:5050"
+    assert graph.nodes["pg.stack"].exports["ADMIN_URL"] == "http://localhost:5050"
+    assert graph.notes == ()
+    # the shell overrides the stack's default, as the stack says
+    graph = compile_graph(pg_stack(), ["pg.stack"], environ={"POSTGRES_PASSWORD": "s3cret"})
+    assert graph.nodes["postgres.docker"].env["POSTGRES_PASSWORD"] == "s3cret"
+    # and the member alone is not affected by a stack that is not in the request
+    assert compile_graph(pg_stack(), ["postgres.docker"], environ={}).nodes["postgres.docker"].env == {}
+
+
+def test_a_member_that_sets_another_literal_keeps_it_and_plan_says_so() -> None:
+    graph = compile_graph(pg_stack(POSTGRES_PASSWORD="password"), ["pg.stack"], environ={})
+    assert graph.nodes["postgres.docker"].env["POSTGRES_PASSWORD"] == "password"
+    assert [str(n) for n in graph.notes] == [
+        "/datums/postgres.docker.toml: b00t.env.POSTGRES_PASSWORD: POSTGRES_PASSWORD='password' here, but pg.stack "
+        "sets POSTGRES_PASSWORD='devpassword' for its members (/datums/pg.stack.toml: env.POSTGRES_PASSWORD); "
+        "postgres.docker uses its own value"]
+    # the same value, or a reference: no note
+    assert compile_graph(pg_stack(POSTGRES_PASSWORD="devpassword"), ["pg.stack"], environ={}).notes == ()
+    assert compile_graph(pg_stack(POSTGRES_PASSWORD="${X:-y}"), ["pg.stack"], environ={}).notes == ()
+
+
+def test_nested_stacks_pass_env_down_and_the_nearest_wins() -> None:
+    cat = cat_of(D("outer.stack", members=("inner.stack",), env={"A": "outer", "B": "outer"}),
+                 D("inner.stack", members=("svc.mcp",), env={"B": "inner"}),
+                 D("svc.mcp", env={"C": "${A}-${B}"}))
+    graph = compile_graph(cat, ["outer.stack"], environ={})
+    assert graph.nodes["svc.mcp"].exports == {"C": "outer-inner"}
+
+
+def test_a_stack_without_members_is_ready_when_its_dependencies_are() -> None:
+    cat = cat_of(D("all.stack", depends_on=("a.stack", "b.mcp")), D("a.stack", members=("b.mcp",)), D("b.mcp"))
+    graph = compile_graph(cat, ["all.stack"], environ={})
+    assert graph.nodes["all.stack"].deps == ("a.stack", "b.mcp")
+    assert list(graph.nodes) == ["b.mcp", "a.stack", "all.stack"]
+
+
+def test_optional_members_missing_are_left_out_with_a_note_present_are_soft() -> None:
+    broken = {"gone.mcp": [Problem("/datums/gone.mcp.toml", "b00t.env", "expected a table")]}
+    cat = cat_of(D("s.stack", members=("a.mcp",), optional=("b.mcp", "nowhere.mcp", "gone.mcp")),
+                 D("a.mcp"), D("b.mcp"), D("nowhere2.mcp"), broken=broken)
+    graph = compile_graph(cat, ["s.stack"], environ={})
+    node = graph.nodes["s.stack"]
+    assert node.deps == ("a.mcp", "b.mcp")
+    assert node.soft == ("b.mcp",)
+    assert graph.soft() == {"s.stack": ("b.mcp",)}
+    assert graph.required() == {"s.stack", "a.mcp"}
+    assert [str(n) for n in graph.notes] == [
+        "/datums/s.stack.toml: b00t.stack.components: optional member 'nowhere.mcp' left out: no datum provides it "
+        "(did you mean 'nowhere2.mcp'?)",
+        "/datums/s.stack.toml: b00t.stack.components: optional member 'gone.mcp' left out: it does not load "
+        "(/datums/gone.mcp.toml: b00t.env: expected a table)",
+    ]
+
+
+def test_required_env_missing_is_an_error_naming_the_datum_and_file() -> None:
+    cat = cat_of(D("llm.ai", env_table="env", env_required=("OPENAI_API_KEY", "BASE")),
+                 D("app.mcp", depends_on=("llm.ai", "base.mcp")), D("base.mcp", env={"BASE": "b"}))
+    with pytest.raises(EnvError) as info:
+        compile_graph(cat, ["app.mcp"], environ={})
+    # BASE is exported by base.mcp, but llm.ai does not depend on it: missing there too
+    why = "must be set for llm.ai: set it in the environment or have a dependency export it"
+    assert [str(p) for p in info.value.problems] == [f"/datums/llm.ai.toml: env.required: OPENAI_API_KEY {why}",
+                                                     f"/datums/llm.ai.toml: env.required: BASE {why}"]
+    assert info.value.exit_code == 2
+    assert compile_graph(cat, ["app.mcp"], environ={"OPENAI_API_KEY": "k", "BASE": "x"}).nodes
+    ok = cat_of(D("llm.ai", depends_on=("base.mcp",), env_required=("BASE",)), D("base.mcp", env={"BASE": "b"}))
+    assert compile_graph(ok, ["llm.ai"], environ={}).nodes["llm.ai"].env == {"BASE": "b"}
+
+
+def test_env_defaults_are_exported_unless_set_elsewhere() -> None:
+    cat = cat_of(D("llm.ai", depends_on=("dep.mcp",),
+                   env_defaults={"MODEL": "small", "OWN": "default", "FROM_DEP": "default", "SHELL": "default",
+                                 "URL": "http://${HOST:-localhost}"},
+                   env={"OWN": "own", "USES": "${MODEL}"}),
+                 D("dep.mcp", env={"FROM_DEP": "dep"}))
+    node = compile_graph(cat, ["llm.ai"], environ={"SHELL": "from-shell"}).nodes["llm.ai"]
+    assert node.exports == {"MODEL": "small", "SHELL": "from-shell", "URL": "http://localhost",
+                            "OWN": "own", "USES": "small"}
+    assert node.env["FROM_DEP"] == "dep"
+
+
+def _redis(name: str, *args: str, **kw: Any) -> Datum:
+    return D(f"{name}.docker", image="redis:7", docker_args=args, **kw)
+
+
+def test_two_services_publishing_one_host_port_is_bad_input_naming_both() -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", "-p", "6379:6379"), _redis("valkey", "--publish=6379:6379"))
+    with pytest.raises(PortConflictError) as info:
+        compile_graph(cat, ["s.stack"], environ={})
+    assert info.value.exit_code == 2
+    assert str(info.value) == (
+        "host port 6379/tcp is claimed by both redis.docker (/datums/redis.docker.toml: publishes 6379:6379/tcp) "
+        "and valkey.docker (/datums/valkey.docker.toml: publishes 6379:6379/tcp); change one of the ports, "
+        "or leave one of them out of the graph")
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    (("-p", "6379:6379"), ("-p", "6380:6379")),                   # different host ports
+    (("-p", "127.0.0.1:6379:6379"), ("-p", "127.0.0.2:6379:6379")),  # different addresses
+    (("-p", "6379:6379/udp"), ("-p", "6379:6379")),               # different protocols
+    (("-p", "6379"), ("-p", "6379")),                             # any free host port
+])
+def test_ports_that_do_not_clash(a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")), _redis("redis", *a), _redis("valkey", *b))
+    assert len(compile_graph(cat, ["s.stack"], environ={}).nodes) == 3
+
+
+def test_ports_key_wildcard_address_and_process_probes_clash() -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", ports=("6379:6379",)), _redis("valkey", "-p", "127.0.0.1:6379:6379"))
+    with pytest.raises(PortConflictError, match=r"redis\.docker .* and valkey\.docker"):
+        compile_graph(cat, ["s.stack"], environ={})
+    cat = cat_of(D("s.stack", members=("api.process", "web.process")),
+                 D("api.process", command=("api",), health_check=HealthCheck(tcp="127.0.0.1:8080")),
+                 D("web.process", command=("web",), health_check=HealthCheck(http_url="http://localhost:8080/")))
+    with pytest.raises(PortConflictError, match=re.escape(
+            "api.process (/datums/api.process.toml: serves 127.0.0.1:8080 (its tcp probe)) and web.process "
+            "(/datums/web.process.toml: serves http://localhost:8080/ (its http probe))")):
+        compile_graph(cat, ["s.stack"], environ={})
+    # one node claiming a port twice (publishes it and probes it) is no conflict
+    one = cat_of(_redis("redis", "-p", "6379:6379", "-p", "0.0.0.0:6379:6379/udp",
+                        health_check=HealthCheck(tcp="127.0.0.1:6379")))
+    assert list(compile_graph(one, ["redis.docker"], environ={}).nodes) == ["redis.docker"]
+
+
+def test_every_missing_dependency_at_once_with_file_and_key() -> None:
+    cat = cat_of(D("app.mcp", depends_on=("db.mcp", "node", "qdrnt.docker")),
+                 D("s.stack", members=("app.mcp", "gone.mcp")),
+                 D("node.cli"), D("qdrant.docker", image="q"))
+    with pytest.raises(MissingDependencyError) as info:
+        compile_graph(cat, ["s.stack"], environ={})
+    assert str(info.value).splitlines() == [
+        "4 missing dependencies:",
+        "  /datums/s.stack.toml: b00t.members[1]: s.stack depends on 'gone.mcp', which no datum provides",
+        "  /datums/app.mcp.toml: b00t.depends_on[0]: app.mcp depends on 'db.mcp', which no datum provides",
+        "  /datums/app.mcp.toml: b00t.depends_on[1]: app.mcp depends on 'node', written without its type "
+        "(did you mean 'node.cli'?)",
+        "  /datums/app.mcp.toml: b00t.depends_on[2]: app.mcp depends on 'qdrnt.docker', which no datum provides "
+        "(did you mean 'qdrant.docker'?)",
+    ]
+    assert info.value.exit_code == 2

@@ -183,3 +183,33 @@ def test_critical_path_is_a_dependency_chain_ending_last(deps: Deps, seed: int) 
         assert prev.node in deps[hop.node]
         assert prev.offset + prev.duration == pytest.approx(hop.offset), "no gap on the critical path"
     assert sum(h.duration for h in path) == pytest.approx(max(ended.values()))
+
+
+# --- soft edges (optional stack members) --------------------------------------------------------------
+
+
+def test_a_failed_soft_dependency_releases_its_dependent_instead_of_skipping_it() -> None:
+    s = Scheduler({"a": [], "m": [], "stack": ["a", "m"], "top": ["stack"]}, soft={"stack": ["m"]})
+    assert sorted(s.initial()) == ["a", "m"]
+    assert s.fail("m") == []
+    assert s.released() == []  # still waits for a
+    assert s.complete("a") == ["stack"]
+    assert s.complete("stack") == ["top"]
+    assert s.skipped == {}
+
+
+def test_the_last_soft_failure_releases_at_once_and_only_once() -> None:
+    s = Scheduler({"a": [], "x": [], "m": ["x"], "stack": ["a", "m"]}, soft={"stack": ["m"]})
+    assert s.complete("a") == []
+    assert s.fail("x") == ["m"]  # m needs x for real: skipped; the stack only softly needs m
+    assert s.skipped == {"m": "dependency x failed"}
+    assert s.released() == ["stack"]
+    assert s.released() == []
+
+
+def test_a_node_released_softly_but_skipped_through_a_hard_edge_stays_skipped() -> None:
+    s = Scheduler({"h": [], "m": [], "stack": ["h", "m"]}, soft={"stack": ["m"]})
+    s.fail("h")
+    assert s.skipped == {"stack": "dependency h failed"}
+    assert s.fail("m") == []
+    assert s.released() == []

@@ -579,7 +579,8 @@ class DockerRuntime:
         try:
             ctx = dockerbuild.resolve(node.spec)
         except ValueError as exc:
-            raise StartError(node.id, f"cannot build {plan.image!r}: {exc}") from None
+            raise StartError(node.id, f"cannot build {plan.image!r}: {node.spec.path}: {dockerbuild.KEY}: {exc}"
+                             ) from None
         t0 = time.monotonic()
         digest = await anyio.to_thread.run_sync(dockerbuild.context_hash, ctx, build)
         labels = {MANAGED: "1", NODE: node.id, CONTEXT_HASH: digest}

@@ -780,11 +780,13 @@ def image_of(spec: Datum) -> str | None:
 
 
 def check(node: Node) -> Iterable[Problem]:
-    """Everything wrong with a docker node's run options (and its build context), found at compile time."""
-    from .dockerbuild import problems as build_problems
+    """Everything wrong with a docker node's run options, found at compile time.
 
+    A build context is looked at only when the image is built (``up``): ``plan`` and ``validate``
+    of a folder whose build contexts live elsewhere still work.
+    """
     _, problems = _build(node, {})
-    return [*problems, *build_problems(node.spec)]
+    return problems
 
 
 def check_names(nodes: Sequence[Node]) -> Iterable[Problem]:

@@ -182,6 +182,8 @@ def test_run_env_reaches_the_container() -> None:
 
 def test_a_build_without_an_image_gets_a_local_name(tmp_path: Path) -> None:
     from b00t_graph.model import Build
+    from b00t_graph.runtimes.dockerbuild import OUTSIDE_NAME, resolve
+    from b00t_graph.runtimes.dockerbuild import problems as build_problems
 
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
@@ -189,8 +191,16 @@ def test_a_build_without_an_image_gets_a_local_name(tmp_path: Path) -> None:
     assert plan(n, LABELS).image == "b00t-graph/web:latest"
     assert list(check(n)) == []
     missing = node(image=None, build=Build(context="nope"), path=str(tmp_path / "web.docker.toml"))
-    (msg,) = [f"{p.key}: {p.message}" for p in check(missing)]
+    assert list(check(missing)) == []  # looked at when the image is built, so plan works without it
+    (msg,) = [f"{p.key}: {p.message}" for p in build_problems(missing.spec)]
     assert msg.startswith("b00t.docker.build: the build context 'nope' is not a folder")
+    (tmp_path / "ctx" / "sub").mkdir()
+    (tmp_path / "Dockerfile.outside").write_text("FROM scratch\n")
+    for file, expect in (("Containerfile", "Containerfile"), ("ctx/Containerfile", "Containerfile"),
+                         ("Dockerfile.outside", OUTSIDE_NAME)):
+        ctx = resolve(node(build=Build(context="ctx", file=file), path=str(tmp_path / "web.docker.toml")).spec)
+        assert ctx.dockerfile == expect and ctx.folder == tmp_path / "ctx"
+    assert resolve(node(build=Build(context="https://example.invalid/x.git", file="D")).spec).remote
 
 
 def test_too_short_a_name_is_a_problem() -> None:

@@ -51,7 +51,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[stack] members", True, "members"),
     # dependencies and capabilities
     KeyUse("b00t.depends_on", True, "dependencies"),
-    KeyUse("b00t.requires = [\"x.cli\", …]", True, "dependencies"),
+    KeyUse("b00t.requires = [\"x.cli\", …]; [b00t.depends_on] requires = [...]", True, "dependencies"),
     KeyUse("[b00t.provides] capability", True, "provides (indexed for `[b00t.requires.<slot>]`)"),
     KeyUse("b00t.protocol", True, "protocol of what the datum provides"),
     KeyUse("[b00t.requires.<slot>] capability, protocol, prefer, fallback", True, "needs: a resolved dependency"),
@@ -64,7 +64,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[[b00t.docker.run]] image, name, network, args, env, ports, volumes", True,
            "the container (`name` → container name, `env` → `-e`)"),
     KeyUse("[b00t.docker] registry, repository, tag", True, "the image name when `image` is not set"),
-    KeyUse("[[b00t.docker.build]] context, file|dockerfile, args", True, "an image built before create"),
+    KeyUse("[[b00t.docker.build]] context, file or dockerfile, args", True, "an image built before create"),
     KeyUse("[b00t.container] image, port, bind, name, volumes, gpu_device, build_file", True,
            "the container (`port` → `-p`, `gpu_device` → `--device`)"),
     KeyUse("--name in docker_args", True, "the container name when it differs from the datum name"),
@@ -82,7 +82,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[[b00t.mcp.httpstream]] url, priority, env", True,
            "an MCP launch spec; a loopback URL is probed for readiness"),
     KeyUse("[b00t.mcp.lifecycle] servers = [{ command, args, env, health_check }]", True,
-           "a managed process (or container for `docker|podman run`)"),
+           "a managed process (a container when its command is `docker run` or `podman run`)"),
     # read, not acted on
     KeyUse("hint", True, "shown by `plan`"),
     KeyUse("b00t.usage, b00t.learn, b00t.references, b00t.keywords, b00t.desires, b00t.lfmf_category", False,
@@ -283,10 +283,10 @@ class _Reader:
             return ()
 
     def leftover(self, table: dict[str, Any], used: set[str], key: str, why: str) -> None:
-        """Note the keys of a dialect table that are read but not acted on (one note per table)."""
-        rest = sorted(set(table) - used)
-        if rest:
-            self.note(key, f"{', '.join(rest)}: {why}")
+        """Note each key of a dialect table that is read but not acted on (``[i]`` dropped, so notes group)."""
+        where = re.sub(r"\[\d+\]", "", key)
+        for rest in sorted(set(table) - used):
+            self.note(f"{where}.{rest}", why)
 
 
 # --- the entry point ------------------------------------------------------------------------------
@@ -339,9 +339,9 @@ def _names(r: _Reader, b00t: dict[str, Any], path: str) -> None:
                 r.note("b00t.name", f"{val!r} differs from the file name; the file name decides: "
                                     f"this datum is {file_name}.{file_type} (asking for {val!r} finds it)")
             else:
-                runs = "runs as docker" if file_type == "container" else f"runs as a {file_type} datum"
+                runs = " and runs as docker" if file_type == "container" else ""
                 r.note("b00t.type", f"{val!r} differs from the file name's {file_type!r}; the file name "
-                                    f"decides: this datum is {file_name}.{file_type} and {runs}")
+                                    f"decides: this datum is {file_name}.{file_type}{runs}")
             b00t[key] = from_file
 
 
@@ -403,8 +403,8 @@ def _stacks(r: _Reader, b00t: dict[str, Any], top: dict[str, Any]) -> None:
                 continue
             (members if required else optional).append(ref)
             extra_keys |= set(comp) - {"datum", "required"}
-        if extra_keys:
-            r.note("b00t.stack.components", f"{', '.join(sorted(extra_keys))}: read, not acted on")
+        for extra_key in sorted(extra_keys):
+            r.note(f"b00t.stack.components.{extra_key}", "read, not acted on")
         r.leftover(stack, {"components"}, "b00t.stack", "descriptive, not acted on")
     top_stack = r.table(top.pop("stack", None), "stack")
     if top_stack is not None:
@@ -432,6 +432,11 @@ def _capabilities(r: _Reader, b00t: dict[str, Any]) -> None:
     if "protocol" in b00t:
         fields["protocol"] = r.str_(b00t.pop("protocol"), "b00t.protocol")
 
+    deps_table = b00t.get("depends_on")
+    if isinstance(deps_table, dict) and isinstance(deps_table.get("requires"), list):
+        # [b00t.depends_on] requires = [...]: the same list, written as a table
+        b00t["depends_on"] = r.strs(deps_table["requires"], "b00t.depends_on.requires")
+        r.leftover(deps_table, {"requires"}, "b00t.depends_on", "not acted on")
     requires = b00t.pop("requires", None)
     if isinstance(requires, list):
         deps = b00t.get("depends_on", [])
@@ -453,7 +458,7 @@ def _capabilities(r: _Reader, b00t: dict[str, Any]) -> None:
                 continue
             needs.append(Need(slot=slot, capability=cap, protocol=r.str_(spec.get("protocol"), f"{key}.protocol"),
                               prefer=tuple(r.strs(spec.get("prefer"), f"{key}.prefer")),
-                              fallback=r.str_(spec.get("fallback"), f"{key}.fallback")))
+                              fallback=r.str_(spec.get("fallback"), f"{key}.fallback") or None))
             r.leftover(spec, {"capability", "protocol", "prefer", "fallback"}, key, "read, not acted on")
         fields["needs"] = tuple(needs)
 
@@ -702,7 +707,11 @@ def _readiness(r: _Reader, b00t: dict[str, Any], top: dict[str, Any]) -> None:
             presence = Presence(command=argv, regex=pattern or None, install=fields.get("install"), source=source)
     if presence is not None:
         fields["presence"] = presence
-        if b00t.get("type") not in ("docker", "process", "stack", "container"):
+        typ = b00t.get("type")
+        if typ in ("docker", "container") and not b00t.get("image"):
+            r.note("b00t.image", f"not set: this {typ} datum runs as a presence check ({presence.source})")
+            fields["kind"] = "presence"
+        elif typ not in ("docker", "process", "stack", "container"):
             fields["kind"] = "presence"
 
     lifecycle = r.table(b00t.pop("lifecycle", None), "b00t.lifecycle")
@@ -733,6 +742,11 @@ def _mcp(r: _Reader, b00t: dict[str, Any]) -> None:
             launch = _launch(r, transport, entry, key)
             if launch is not None:
                 launches.append(launch)
+    if "command" in mcp:  # the flat form: [b00t.mcp] command/args + [b00t.mcp.env]
+        launch = _launch(r, "stdio", {k: v for k, v in mcp.items() if k in ("command", "args", "env", "priority")},
+                         "b00t.mcp")
+        if launch is not None:
+            launches.append(launch)
     launches.sort(key=lambda m: m.priority)  # stable: file order among equal priorities
     fields["mcp"] = tuple(launches)
     lifecycle = r.table(mcp.get("lifecycle"), "b00t.mcp.lifecycle")
@@ -749,7 +763,8 @@ def _mcp(r: _Reader, b00t: dict[str, Any]) -> None:
             and is_loopback(launches[0].url) and fields.get("kind") is None:
         fields["kind"] = "probe"
         _merge_health(r, b00t, {"http_url": launches[0].url, "expected_status": 0}, "b00t.mcp.httpstream")
-    r.leftover(mcp, {"stdio", "httpstream", "lifecycle"}, "b00t.mcp", "not acted on")
+    r.leftover(mcp, {"stdio", "httpstream", "lifecycle", "command", "args", "env", "priority"}, "b00t.mcp",
+               "not acted on")
 
 
 def _launch(r: _Reader, transport: str, entry: dict[str, Any], key: str) -> McpLaunch | None:

@@ -360,6 +360,12 @@ def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Probl
 
     requirements: list[Requirement] = []
     reqs = b00t.pop("requirements", [])
+    kept: dict[str, Any] = {}
+    if isinstance(reqs, dict) and "kind" not in reqs:  # b00t's descriptive [b00t.requirements] table
+        kept["requirements"] = reqs
+        notes.append(Problem(path, "b00t.requirements", "a table of descriptions (not [[b00t.requirements]] "
+                                                        "entries): read, not acted on"))
+        reqs = []
     if not isinstance(reqs, list):
         problems.append(Problem(path, "b00t.requirements", f"expected an array of tables, got {_describe(reqs)}"))
         reqs = []
@@ -379,7 +385,7 @@ def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Probl
         rest = {k: v for k, v in req.items() if k not in ("kind", "host", "port")}
         requirements.append(Requirement(kind=req["kind"], host=host, port=port, extra=rest))
 
-    extra = {k: b00t.pop(k) for k in list(b00t) if k not in _DATUM_KEYS}
+    extra = {**kept, **{k: b00t.pop(k) for k in list(b00t) if k not in _DATUM_KEYS}}
     for key in extra:
         notes.append(Problem(path, f"b00t.{key}", dialects.quiet_reason(key) or "kept, not acted on by b00t-graph"))
     for key in doc:
@@ -425,8 +431,6 @@ def _check_kind(d: Datum) -> Iterable[Problem]:
         yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")
     for key, value in (("depends_on", d.depends_on), ("members", d.members), ("optional", d.optional)):
         for i, ref in enumerate(value):
-            if "." not in ref:
-                yield Problem(d.path, f"b00t.{key}[{i}]", f"{ref!r} must be written name.type (e.g. qdrant.docker)")
             if ref == d.id:
                 yield Problem(d.path, f"b00t.{key}[{i}]", "a datum cannot depend on itself")
     hc = d.health_check

@@ -343,3 +343,36 @@ def test_the_key_table_says_acted_and_not_acted() -> None:
     assert {k.acted for k in KEYS} == {True, False}
     assert any("b00t.mcp.stdio" in k.key for k in KEYS if k.acted)
     assert any("usage" in k.key for k in KEYS if not k.acted)
+
+
+def test_packaged_model_servers_provide_capabilities() -> None:
+    from b00t_graph.loader import PACKAGED_DATUMS
+
+    cat = load_catalog([Source(PACKAGED_DATUMS, "packaged")])
+    assert cat.problems == []
+    vllm, litellm = cat.datums["vllm.docker"], cat.datums["litellm.docker"]
+    assert vllm.health_check is not None and vllm.health_check.http_url == "http://localhost:8000/health"
+    assert litellm.health_check is not None
+    assert litellm.health_check.http_url == "http://localhost:4000/health/liveliness"
+    assert vllm.env["VLLM_API_BASE"] == "http://localhost:8000/v1"
+    assert litellm.env["LITELLM_API_BASE"] == "http://localhost:4000"
+    assert {i: cat.datums[i].provides for i in ("vllm.docker", "litellm.docker", "ollama.docker", "qdrant.docker")} \
+        == {"vllm.docker": "llm", "litellm.docker": "llm", "ollama.docker": "llm", "qdrant.docker": "vector-db"}
+
+
+def test_flat_mcp_table(cat: Catalog) -> None:
+    assert cat.datums["tool-flat.mcp"].mcp == (
+        McpLaunch(transport="stdio", command="flat-tool", args=("mcp", "serve"), env={"FLAT_HOOKS": "1"}),)
+
+
+def test_an_untyped_dependency_gets_the_typed_datum_suggested(tmp_path: Path) -> None:
+    d = _write(tmp_path / "d", {"node.cli": "[b00t]\n", "srv.mcp": "[b00t]\ndepends_on = ['node']\n"})
+    cat = load_catalog([Source(d, "test")])
+    assert cat.problems == []  # written without a type: the graph says what it probably means
+    with pytest.raises(MissingDependencyError) as info:
+        compile_graph(cat, ["srv.mcp"])
+    assert "(did you mean 'node.cli'?)" in str(info.value)
+
+
+def test_depends_on_written_as_a_table(cat: Catalog) -> None:
+    assert cat.datums["scraper.cli"].depends_on == ("jq.cli",)

@@ -380,6 +380,7 @@ def _stacks(r: _Reader, b00t: dict[str, Any], top: dict[str, Any]) -> None:
     elif "members" in b00t:
         return  # a wrong shape: the converter reports it with its key path
     optional: list[str] = []
+    edge_keys: dict[str, str] = {}  # where each member is written, for messages about it
     stack = r.table(b00t.pop("stack", None), "b00t.stack")
     if stack is not None:
         comps = r.table(stack.get("components"), "b00t.stack.components") or {}
@@ -388,6 +389,7 @@ def _stacks(r: _Reader, b00t: dict[str, Any], top: dict[str, Any]) -> None:
             key = f"b00t.stack.components.{slot}"
             if isinstance(comp, str):
                 members.append(comp)
+                edge_keys.setdefault(comp, key)
                 continue
             comp = r.table(comp, key)
             if comp is None:
@@ -402,18 +404,24 @@ def _stacks(r: _Reader, b00t: dict[str, Any], top: dict[str, Any]) -> None:
                 r.problem(f"{key}.required", f"expected true or false, got {describe(required)}")
                 continue
             (members if required else optional).append(ref)
+            edge_keys.setdefault(ref, f"{key}.datum")
             extra_keys |= set(comp) - {"datum", "required"}
         for extra_key in sorted(extra_keys):
             r.note(f"b00t.stack.components.{extra_key}", "read, not acted on")
         r.leftover(stack, {"components"}, "b00t.stack", "descriptive, not acted on")
     top_stack = r.table(top.pop("stack", None), "stack")
     if top_stack is not None:
-        members += r.strs(top_stack.get("members"), "stack.members")
+        top_members = r.strs(top_stack.get("members"), "stack.members")
+        for i, ref in enumerate(top_members):
+            edge_keys.setdefault(ref, f"stack.members[{i}]")
+        members += top_members
         r.leftover(top_stack, {"members"}, "stack", "read, not acted on")
     if members or "members" in b00t:
         b00t["members"] = list(dict.fromkeys(members))
     if optional:
         r.out.fields["optional"] = tuple(dict.fromkeys(o for o in optional if o not in members))
+    if edge_keys:
+        r.out.fields["edge_keys"] = {**r.out.fields.get("edge_keys", {}), **edge_keys}
 
 
 # --- capabilities ---------------------------------------------------------------------------------
@@ -441,7 +449,11 @@ def _capabilities(r: _Reader, b00t: dict[str, Any]) -> None:
     if isinstance(requires, list):
         deps = b00t.get("depends_on", [])
         if isinstance(deps, list):
-            b00t["depends_on"] = list(dict.fromkeys([*deps, *r.strs(requires, "b00t.requires")]))
+            listed = r.strs(requires, "b00t.requires")
+            b00t["depends_on"] = list(dict.fromkeys([*deps, *listed]))
+            r.out.fields["edge_keys"] = {**{ref: f"b00t.requires[{i}]" for i, ref in enumerate(listed)
+                                            if ref not in deps},
+                                         **r.out.fields.get("edge_keys", {})}
     elif requires is not None:
         table = r.table(requires, "b00t.requires") or {}
         needs = []

@@ -102,6 +102,8 @@ class MissingDependencyError(GraphError):
             msg = f"{who} {missing!r}, which no datum provides"
         if self.suggestions:
             msg += f" (did you mean {', '.join(repr(s) for s in self.suggestions)}?)"
+        elif "." not in missing and wanted_by:
+            msg += " (write name.type, e.g. qdrant.docker)"
         if note:  # e.g. why nothing was found at all: a datum folder that does not exist
             msg += f"; {note}"
         where = ": ".join(x for x in (path, key) if x)

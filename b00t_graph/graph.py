@@ -64,6 +64,8 @@ class Node:
     config_hash: str
     soft: tuple[str, ...] = ()
     choices: tuple[Choice, ...] = ()
+    #: names of ``env`` set by a stack the node is a member of → that stack
+    from_stack: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def id(self) -> str:
@@ -179,7 +181,7 @@ def suggest(catalog: Catalog, ref: str) -> list[str]:
 
 def _edge_keys(datum: Datum) -> dict[str, str]:
     """Where each edge of a datum is written, for messages (``b00t.depends_on[2]``)."""
-    keys: dict[str, str] = {}
+    keys: dict[str, str] = dict(datum.edge_keys)
     for field, refs in (("depends_on", datum.depends_on), ("members", datum.members),
                         ("stack.components", datum.optional)):
         for i, ref in enumerate(refs):
@@ -299,13 +301,13 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
                                + (f" (slots: {', '.join(needed)})" if needed else "") for s in unused])
     order = walk.order
     notes = list(walk.notes)
-    stack_env = _stack_env(catalog, walk, env0)
+    stack_env, stack_own = _stack_env(catalog, walk, env0)
     nodes: dict[str, Node] = {}
     problems: list[Problem] = []
     for ident in order:
         datum = catalog.datums[ident]
         ctx = _Context(deps=walk.edges[ident], soft=walk.soft.get(ident, ()), choices=walk.choices.get(ident, ()),
-                       stack=stack_env.get(ident, {}))
+                       stack=stack_env.get(ident, {}), shared=stack_own.get(ident, {}))
         try:
             nodes[ident] = _resolve(datum, nodes, env0, ctx)
         except EnvError as exc:
@@ -334,6 +336,8 @@ class _Context:
     choices: tuple[Choice, ...]
     #: name → (value, stack identity): env of the stacks the datum is a member of
     stack: dict[str, tuple[str, str]]
+    #: a stack's own entries that it sets for its members, already resolved
+    shared: dict[str, str] = attrs.field(factory=dict)
 
 
 # --- stack env -------------------------------------------------------------------------------------
@@ -367,9 +371,12 @@ def _shared(key: str, value: str, exported: set[str]) -> bool:
     return True
 
 
-def _stack_env(catalog: Catalog, walk: _Walk, env0: Mapping[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
-    """member → the env its stacks set for it (nearest stack wins), each value with the stack it came from."""
+def _stack_env(catalog: Catalog, walk: _Walk, env0: Mapping[str, str]
+               ) -> tuple[dict[str, dict[str, tuple[str, str]]], dict[str, dict[str, str]]]:
+    """member → the env its stacks set for it (nearest stack wins), each value with the stack it came from;
+    and stack → those of its own entries it sets for its members, resolved (the stack exports the same)."""
     out: dict[str, dict[str, tuple[str, str]]] = {}
+    own_shared: dict[str, dict[str, str]] = {}
     in_graph = set(walk.order)
     for ident in reversed(walk.order):  # a stack before its members, an outer stack before an inner one
         datum = catalog.datums[ident]
@@ -390,9 +397,10 @@ def _stack_env(catalog: Catalog, walk: _Walk, env0: Mapping[str, str]) -> dict[s
             except SubstitutionError:
                 continue  # the stack's own node reports it
             shared[key] = (resolved, ident)
+            own_shared.setdefault(ident, {})[key] = resolved
         for m in members:
             out.setdefault(m, {}).update(shared)
-    return out
+    return out, own_shared
 
 
 def _stack_conflicts(catalog: Catalog, datum: Datum, node: Node, stack: Mapping[str, tuple[str, str]]
@@ -472,9 +480,12 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
         own[key] = env0[key] if key in env0 else sub(value, f"b00t.env.defaults.{key}", dict(own))
     for key, value in datum.env.items():
         # A key may use the ones before it; a self-reference reads the inherited value (renaming).
+        if key in ctx.shared:  # a stack exports what it gives its members, not a member's value of it
+            own[key] = ctx.shared[key]
+            continue
         own[key] = sub(value, f"{table}.{key}", {k: v for k, v in own.items() if k != key})
     visible = {**inherited, **from_stack, **own}
-    required_key = "env.required" if table == "env" else "b00t.env.required"
+    required_key = "env.required"  # b00t's AI datums write the schema as [env] required = [...]
     for name in datum.env_required:
         if name not in visible and name not in env0:
             problems.append(Problem(datum.path, required_key,
@@ -534,7 +545,8 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
             req = tcp[0]
             health = HealthCheck(tcp=f"{req.host or '127.0.0.1'}:{req.port}")
     return Node(spec=spec, deps=ctx.deps, env=visible, exports=own, health=health,
-                config_hash=config_hash(spec, visible), soft=ctx.soft, choices=ctx.choices)
+                config_hash=config_hash(spec, visible), soft=ctx.soft, choices=ctx.choices,
+                from_stack={k: src for k, (_, src) in ctx.stack.items() if k not in own})
 
 
 # --- host ports --------------------------------------------------------------------------------------

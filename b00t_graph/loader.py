@@ -195,7 +195,7 @@ def _argv(value: Any, _: Any) -> tuple[str, ...]:
 _CONVERTER = _make_converter()
 #: Fields filled by the dialects (b00t's other ways of writing things), never read as raw [b00t] keys.
 _NORMALISED = {"kind", "container_name", "restart", "build", "presence", "mcp", "run_env", "provides", "protocol",
-               "needs", "optional", "env_required", "env_defaults", "install"}
+               "needs", "optional", "env_required", "env_defaults", "install", "edge_keys"}
 _DATUM_KEYS = {f.name for f in attrs.fields(Datum)} - {"path", "extra", "env_table", "requirements"} - _NORMALISED
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -431,6 +431,8 @@ def _check_kind(d: Datum) -> Iterable[Problem]:
         yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")
     for key, value in (("depends_on", d.depends_on), ("members", d.members), ("optional", d.optional)):
         for i, ref in enumerate(value):
+            # An untyped ref ("node") is reported when a graph needs it, with the typed datum to write
+            # ("node.cli"): only the whole catalogue knows that.
             if ref == d.id:
                 yield Problem(d.path, f"b00t.{key}[{i}]", "a datum cannot depend on itself")
     hc = d.health_check

@@ -187,6 +187,9 @@ class Datum:
     #: ``[b00t.env.defaults]``: exported unless the name is set elsewhere.
     env_defaults: dict[str, str] = attrs.field(factory=dict)
     install: str | None = None
+    #: Where an edge is written when not in ``depends_on``/``members`` as such (a ``requires`` list
+    #: entry, a ``[b00t.stack.components]`` entry, a top-level ``[stack] members`` entry): ref → key.
+    edge_keys: dict[str, str] = attrs.field(factory=dict)
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     @property

@@ -122,7 +122,8 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
         if node.env:
             env = branch.add(Text("env", style="dim"))
             for k, v in sorted(node.env.items()):
-                src = "" if k in node.exports else "  (from a dependency)"
+                src = "" if k in node.exports else (
+                    f"  (from {node.from_stack[k]})" if k in node.from_stack else "  (from a dependency)")
                 env.add(Text(f"{k}={v}") + Text(src, style="dim"))
         for dep in node.deps:
             add(branch, dep)
@@ -170,6 +171,7 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             "readiness": node.health.probes() if node.health else [],
             "depends_on": list(node.deps), "optional": list(node.soft),
             "choices": [c.as_json() for c in node.choices], "env": node.env, "exports": node.exports,
+            "from_stack": node.from_stack,
             "hint": node.spec.hint, "config_hash": node.config_hash,
             # unavailable is keyed by runtime type: every node of an unreachable runtime is "unknown"
             "state": (obs.state.value if obs else None) if (node.runtime or "") not in unavailable else "unknown",

@@ -180,7 +180,8 @@ def test_bad_input_exits_2_with_one_message_and_b00t_debug_adds_the_traceback(
     folder = write_datums({"app.stack": stack_datum("app", ["nowhere.process"])})
     proc = cli("up", "app.stack", "-d", str(folder), state_dir=state_dir)
     assert proc.returncode == 2
-    assert "error: app.stack depends on 'nowhere.process', which no datum provides" in proc.stderr
+    assert ("app.stack.toml: b00t.members[0]: app.stack depends on 'nowhere.process', which no datum provides"
+            in proc.stderr)
     no_traceback(proc)
     debug = cli("up", "app.stack", "-d", str(folder), state_dir=state_dir, env={"B00T_DEBUG": "1"})
     assert debug.returncode == 2 and "Traceback" in debug.stderr

@@ -495,3 +495,25 @@ def test_every_missing_dependency_at_once_with_file_and_key() -> None:
         "(did you mean 'qdrant.docker'?)",
     ]
     assert info.value.exit_code == 2
+
+
+def test_untyped_and_requires_list_entries_are_reported_where_written(write_datums: Write) -> None:
+    d = write_datums({
+        "node.cli": "[b00t]\n",
+        "jq.cli": "[b00t]\n",
+        "app.mcp": "[b00t]\ndepends_on = ['node']\nrequires = ['jq.cli', 'yq.cli']\n",
+        "s.stack": "[b00t.stack.components]\napp = { datum = 'app.mcp', required = true }\n"
+                   "ui = { datum = 'ui.mcp', required = true }\n",
+        "t.stack": "[b00t]\n[stack]\nmembers = ['nothing']\n",
+    })
+    with pytest.raises(MissingDependencyError) as info:
+        _graph(d, "s.stack", "t.stack")
+    assert [line.removeprefix(f"  {d}/") for line in str(info.value).splitlines()] == [
+        "4 missing dependencies:",
+        "s.stack.toml: b00t.stack.components.ui.datum: s.stack depends on 'ui.mcp', which no datum provides",
+        "app.mcp.toml: b00t.depends_on[0]: app.mcp depends on 'node', written without its type "
+        "(did you mean 'node.cli'?)",
+        "app.mcp.toml: b00t.requires[1]: app.mcp depends on 'yq.cli', which no datum provides",
+        "t.stack.toml: stack.members[0]: t.stack depends on 'nothing', which no datum provides "
+        "(write name.type, e.g. qdrant.docker)",
+    ]

@@ -350,3 +350,148 @@ def test_plan_shows_dependencies_and_actions_in_order(tmp_path: Path) -> None:
         "2 api.process create and start unknown (--offline); after #1",
     ])
     assert "ready: ready when started (no readiness probe)" in lines  # db has no probe
+
+
+# --- capabilities, stacks, host ports (issue 11) ----------------------------------------------------
+
+SHAPES = Path(__file__).parent / "datums" / "shapes"
+
+RAG = {
+    "model-server.docker": "[b00t]\nimage = 'example/models:1'\ndocker_args = ['-p', '18001:8000']\n"
+                           "[b00t.env]\nMODEL_URL = 'http://localhost:18001'\n",
+    "local-emb.api": "[b00t]\nprotocol = 'emb-v1'\ndepends_on = ['model-server.docker']\n"
+                     "[b00t.provides]\ncapability = 'embeddings'\n"
+                     "[b00t.env]\nEMB_URL = '${MODEL_URL}/v1'\n",
+    "cloud-emb.api": "[b00t]\nprotocol = 'emb-v1'\n[b00t.provides]\ncapability = 'embeddings'\n"
+                     "[env]\nrequired = ['CLOUD_KEY']\n[b00t.env]\nEMB_URL = 'https://emb.example.invalid/v1'\n",
+    "rag.api": "[b00t]\n[b00t.requires.embeddings]\ncapability = 'embeddings'\nprotocol = 'emb-v1'\n"
+               "prefer = ['local-emb', 'cloud-emb']\nfallback = 'cloud-emb'\n"
+               "[b00t.env]\nRAG_EMB = '${EMB_URL}'\n",
+}
+
+
+def test_plan_shows_the_capability_choice_and_the_edge_it_makes(tmp_path: Path) -> None:
+    d = _write(tmp_path / "rag", RAG)
+    result = invoke("plan", "--offline", "-d", str(d), "rag.api")
+    assert result.exit_code == 0, result.output
+    lines = tree_lines(result.stdout)
+    assert_block(lines, ["rag.api [not managed] #3", "ready: ready when its dependencies are",
+                         "needs embeddings → local-emb.api (preferred 1 of 2)"])
+    assert "RAG_EMB=http://localhost:18001/v1" in lines
+    data = plan_json("--offline", "-d", str(d), "rag.api")
+    rag = {n["id"]: n for n in data["nodes"]}["rag.api"]
+    assert rag["depends_on"] == ["local-emb.api"]
+    assert rag["choices"] == [{"slot": "embeddings", "capability": "embeddings", "protocol": "emb-v1",
+                               "chosen": "local-emb.api", "how": "preferred 1 of 2", "passed_over": []}]
+
+
+def test_plan_honours_use_and_refuses_a_non_provider(tmp_path: Path) -> None:
+    d = _write(tmp_path / "rag", RAG)
+    for name in ("cloud-emb", "cloud-emb.api"):
+        result = invoke("plan", "--offline", "-d", str(d), "--use", f"embeddings={name}", "rag.api")
+        assert result.exit_code == 2  # cloud-emb's required CLOUD_KEY is not set: the user's choice, its error
+        assert "cloud-emb.api.toml: env.required: CLOUD_KEY must be set for cloud-emb.api" in result.stderr
+    data = CliRunner(env={"CLOUD_KEY": "k"}).invoke(
+        main, ["plan", "--json", "--offline", "-d", str(d), "--use", "embeddings=cloud-emb", "rag.api"])
+    assert data.exit_code == 0, data.output
+    nodes = {n["id"]: n for n in json.loads(data.stdout)["nodes"]}
+    assert nodes["rag.api"]["choices"][0]["how"] == "--use"
+    assert "local-emb.api" not in nodes and "model-server.docker" not in nodes
+
+    result = invoke("plan", "--offline", "-d", str(d), "--use", "embeddings=model-server", "rag.api")
+    assert result.exit_code == 2
+    assert "model-server: model-server.docker does not provide 'embeddings'" in result.stderr
+    result = invoke("plan", "--offline", "-d", str(d), "--use", "embeddings", "rag.api")
+    assert result.exit_code == 2
+    assert "expected SLOT=NAME" in result.stderr
+
+
+def test_plan_falls_back_when_the_preferred_providers_env_or_runtime_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rag = dict(RAG)
+    rag["local-emb.api"] += "[b00t.env.defaults]\nUNUSED = 'x'\n"
+    rag["local-emb.api"] = rag["local-emb.api"].replace("[b00t.provides]", "[env]\nrequired = ['LOCAL_TOKEN']\n"
+                                                        "[b00t.provides]")
+    d = _write(tmp_path / "rag", rag)
+    monkeypatch.setenv("CLOUD_KEY", "k")
+    lines = tree_lines(invoke("plan", "--offline", "-d", str(d), "rag.api").stdout)
+    assert ("needs embeddings → cloud-emb.api (preferred 2 of 2); passed over local-emb.api: "
+            "LOCAL_TOKEN is not set") in lines
+
+    # online, a provider whose runtime cannot be reached is passed over too
+    d = _write(tmp_path / "rag2", RAG)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    result = invoke("plan", "-d", str(d), "rag.api")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in tree_lines(result.stdout) if x.startswith("needs embeddings"))
+    assert line.startswith("needs embeddings → cloud-emb.api (preferred 2 of 2); passed over local-emb.api: "
+                           "the docker runtime is unreachable (no Docker engine answers")
+    # offline, loads + env set is enough: the preferred one
+    lines = tree_lines(invoke("plan", "--offline", "-d", str(d), "rag.api").stdout)
+    assert "needs embeddings → local-emb.api (preferred 1 of 2)" in lines
+
+
+def test_no_usable_provider_lists_every_candidate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = _write(tmp_path / "rag", RAG)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    result = invoke("up", "-d", str(d), "rag.api")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:4] == [
+        f"error: {d}/rag.api.toml: b00t.requires.embeddings: rag.api needs 'embeddings' (protocol emb-v1), "
+        "and no candidate is usable:",
+        f"    local-emb.api: the docker runtime is unreachable (no Docker engine answers "
+        f"(unix://{tmp_path}/no-docker.sock: No such file or directory))",
+        "    cloud-emb.api: CLOUD_KEY is not set",
+        "    choose one with --use embeddings=NAME, or fix one of them",
+    ]
+
+
+def test_two_services_on_one_host_port_is_exit_2_before_anything_starts(tmp_path: Path, state_dir: Path) -> None:
+    d = _write(tmp_path / "ports", {
+        "redis.docker": "[b00t]\nimage = 'redis:7'\ndocker_args = ['-p', '6379:6379']\n",
+        "valkey.docker": "[b00t]\nimage = 'valkey/valkey:8'\nports = ['6379:6379']\n",
+        "web.process": "[b00t]\ncommand = ['python3', '-m', 'http.server', '18080']\n"
+                       "depends_on = ['redis.docker', 'valkey.docker']\n",
+        "kv.stack": "[b00t]\nmembers = ['redis.docker', 'valkey.docker', 'web.process']\n",
+    })
+    want = (f"error: host port 6379/tcp is claimed by both redis.docker ({d}/redis.docker.toml: publishes "
+            f"6379:6379/tcp) and valkey.docker ({d}/valkey.docker.toml: publishes 6379:6379/tcp)")
+    for cmd in (["plan", "--offline"], ["up"], ["plan"]):
+        result = invoke(*cmd, "-d", str(d), "kv")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(want), result.stderr
+    assert not state_dir.exists()  # up never got as far as the engine: nothing started, nothing recorded
+    # validate says the same about the stack
+    result = invoke("validate", str(d))
+    assert result.exit_code == 2
+    assert "host port 6379/tcp is claimed by both redis.docker" in result.stderr
+
+
+def test_plan_notes_optional_members_and_stack_env_conflicts(tmp_path: Path) -> None:
+    text = " ".join(invoke("plan", "--offline", "-d", str(SHAPES), "maybe.stack").stdout.split())
+    assert (f"note: {SHAPES}/maybe.stack.toml: b00t.stack.components.ghost.datum: optional member 'ghost.cli' "
+            "left out: no datum provides it") in text
+    d = _write(tmp_path / "pg", {
+        "pg.stack": "[b00t]\nmembers = ['db.docker', 'admin.process']\n"
+                    "[env]\nPOSTGRES_PASSWORD = '${POSTGRES_PASSWORD:-devpassword}'\n",
+        "db.docker": "[b00t]\nimage = 'postgres:16'\n[b00t.env]\nPOSTGRES_PASSWORD = 'password'\n",
+        "admin.process": "[b00t]\ncommand = ['admin', '--password', '${POSTGRES_PASSWORD}']\n",
+    })
+    result = invoke("plan", "--offline", "-d", str(d), "pg")
+    assert result.exit_code == 0, result.output
+    lines = tree_lines(result.stdout)
+    assert "command admin --password devpassword" in lines
+    assert "POSTGRES_PASSWORD=devpassword (from pg.stack)" in lines
+    assert_block(lines, ["pg.stack [group] #3", "members db.docker, admin.process",
+                         "ready: ready when its dependencies are", "env", "POSTGRES_PASSWORD=devpassword"])
+    assert (f"note: {d}/db.docker.toml: b00t.env.POSTGRES_PASSWORD: POSTGRES_PASSWORD='password' here, but "
+            f"pg.stack sets POSTGRES_PASSWORD='devpassword' for its members ({d}/pg.stack.toml: "
+            "env.POSTGRES_PASSWORD); db.docker uses its own value") in " ".join(result.stdout.split())
+    notes = plan_json("--offline", "-d", str(d), "pg")["notes"]
+    assert [(n["path"], n["key"]) for n in notes] == [(f"{d}/db.docker.toml", "b00t.env.POSTGRES_PASSWORD")]
+
+
+def test_every_stack_of_the_shapes_folder_plans() -> None:
+    for path in sorted(SHAPES.glob("*.stack.toml")):
+        result = invoke("plan", "--offline", "-d", str(SHAPES), path.name.removesuffix(".toml"))
+        assert result.exit_code == 0, (path.name, result.output)

@@ -170,6 +170,8 @@ class PresenceRuntime:
         check = node.spec.presence
         if check is None or not check.command:
             return "nothing to check"
+        if check.install is None and node.spec.install:
+            check = attrs.evolve(check, install=node.spec.install)
         res = await run_check(node, check, self._cwd(node))
         if not res.ok and self.install_missing and check.install:
             await self._install(node, check, res)

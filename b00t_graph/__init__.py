@@ -8,6 +8,7 @@ only when a docker node is in the graph.
 
 from __future__ import annotations
 
+from .api import Env as Env
 from .api import down_graph as down_graph
 from .api import ensure as ensure
 from .api import load_graph as load_graph
@@ -27,17 +28,22 @@ from .errors import MissingDependencyError as MissingDependencyError
 from .errors import NodeError as NodeError
 from .errors import NodeExited as NodeExited
 from .errors import PortConflictError as PortConflictError
+from .errors import PortInUse as PortInUse
+from .errors import PresenceError as PresenceError
 from .errors import ReadinessTimeout as ReadinessTimeout
 from .errors import RuntimeUnavailable as RuntimeUnavailable
 from .errors import StartError as StartError
 from .errors import UpFailed as UpFailed
 from .graph import Graph as Graph
 from .graph import Node as Node
+from .mcpconfig import LaunchSpec as LaunchSpec
+from .mcpconfig import mcp_servers as mcp_servers
 from .runtimes import Runtime as Runtime
 
 __all__ = [
-    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "EnvError", "Graph",
-    "GraphError", "InputError", "MissingDependencyError", "Node", "NodeError", "NodeExited",
-    "PortConflictError", "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "UpFailed",
-    "down_graph", "ensure", "load_graph", "running", "up_graph",
+    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
+    "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
+    "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
+    "RuntimeUnavailable", "StartError", "UpFailed", "down_graph", "ensure", "load_graph", "mcp_servers", "running",
+    "up_graph",
 ]

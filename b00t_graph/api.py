@@ -1,7 +1,9 @@
 """Embedding: ``await ensure("grok-guru.mcp")`` from any asyncio or trio program.
 
 Silent by default; raises from :mod:`b00t_graph.errors` on failure and
-returns the resolved environment the caller needs.
+returns the resolved environment the caller needs: an :class:`Env`, a plain
+``dict[str, str]`` that also carries, in ``.mcp``, how to launch each mcp
+target's server.
 """
 
 from __future__ import annotations
@@ -19,9 +21,26 @@ from .events import Reporter
 from .graph import Graph, compile_graph
 from .loader import datum_dirs, load_catalog
 from .locks import default_state_dir
+from .mcpconfig import LaunchSpec, launch_specs
 from .reachability import runtime_reachable
 
 PathLike = str | os.PathLike[str]
+
+
+class Env(dict[str, str]):
+    """What ``ensure()`` returns: the targets' environment (a ``dict[str, str]``, usable as one everywhere).
+
+    ``mcp`` maps each mcp target (or mcp member of a target stack) to its resolved
+    :class:`~b00t_graph.mcpconfig.LaunchSpec`: ``command``/``args``/``env`` for a stdio
+    server, ``url`` for an httpstream one; ``spec.client_entry()`` is its ``mcpServers`` entry.
+    Empty when no target is an MCP server.
+    """
+
+    mcp: dict[str, LaunchSpec]
+
+    def __init__(self, env: Mapping[str, str] | None = None, mcp: Mapping[str, LaunchSpec] | None = None) -> None:
+        super().__init__(env or {})
+        self.mcp = dict(mcp or {})
 
 
 def load_graph(targets: Sequence[str], datums: PathLike | Sequence[PathLike] | None = None,
@@ -38,34 +57,38 @@ def load_graph(targets: Sequence[str], datums: PathLike | Sequence[PathLike] | N
     return compile_graph(catalog, targets, environ, use=use, reachable=None if offline else runtime_reachable)
 
 
-def _env(graph: Graph) -> dict[str, str]:
+def _env(graph: Graph, transport: str | None = None) -> Env:
     env: dict[str, str] = {}
     for t in graph.targets:
         env.update(graph.env_of(t))
-    return env
+    return Env(env, launch_specs(graph, transport, strict=transport is not None))
 
 
 async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                  environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
                  reporter: Reporter | None = None, no_recreate: bool = False,
-                 use: Mapping[str, str] | None = None) -> dict[str, str]:
+                 use: Mapping[str, str] | None = None, transport: str | None = None) -> Env:
     """Bring ``targets`` and their dependencies up (what runs is left alone); return their environment.
 
+    The result is a ``dict[str, str]`` (an :class:`Env`) whose ``.mcp`` gives, for each mcp target,
+    the resolved launch spec of its server (the entry with the lowest priority, or of ``transport``).
     ``use`` fills capability slots by name, as ``--use SLOT=NAME`` does.
-    Raises :class:`~b00t_graph.errors.InputError` for bad datums and
-    :class:`~b00t_graph.errors.UpFailed` (carrying each node's error) when a node fails.
+    Raises :class:`~b00t_graph.errors.InputError` for bad datums (and for ``transport`` when a target
+    has no such entry) and :class:`~b00t_graph.errors.UpFailed` (carrying each node's error) when a
+    node fails.
     """
     graph = load_graph(targets, datums, environ, use=use)
+    env = _env(graph, transport)  # a bad transport is bad input: say so before anything starts
     result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate)
     if result.failures or result.skipped:
         raise UpFailed(result.failures, result.skipped)
-    return _env(graph)
+    return env
 
 
 async def up_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                   no_recreate: bool = False, fail_fast: bool = False) -> RunResult:
+                   no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False) -> RunResult:
     async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
-                      no_recreate=no_recreate, fail_fast=fail_fast) as engine:
+                      no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
         return await engine.up(graph)
 
 
@@ -78,8 +101,7 @@ async def down_graph(graph: Graph, *, state_dir: Path | None = None, reporter: R
 @asynccontextmanager
 async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                   environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
-                  remove_volumes: bool = False, use: Mapping[str, str] | None = None
-                  ) -> AsyncIterator[dict[str, str]]:
+                  remove_volumes: bool = False, use: Mapping[str, str] | None = None) -> AsyncIterator[Env]:
     """Bring ``targets`` up for the body of an ``async with`` and take down, after, what it started.
 
     For tests and scripts: ``async with running("demo.stack") as env: ...``. Nodes that

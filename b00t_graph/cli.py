@@ -218,9 +218,12 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @click.option("--timings-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write per-node timings and the critical path to this file.")
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
+@click.option("--install-missing", is_flag=True,
+              help="When a presence check fails, run the datum's install command, then check again.")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool, use: tuple[str, ...]) -> None:
+       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
+       use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
     graph = _graph(datums, targets, use)
     if not quiet:
@@ -230,7 +233,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 
     async def go() -> tuple[RunResult | None, bool]:
         async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
-                          no_recreate=no_recreate, fail_fast=fail_fast) as engine:
+                          no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
 
@@ -311,6 +314,51 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
         for why in unavailable.values():
             click.echo(f"error: {why}", err=True)
         sys.exit(EXIT_RUNTIME)
+
+
+# --- mcp-config ----------------------------------------------------------------------------------
+
+
+@main.command(name="mcp-config")
+@click.argument("targets", nargs=-1, required=True)
+@datums_opt
+@state_opt
+@click.option("--up", "bring_up", is_flag=True, help="First bring the servers' dependencies (and lifecycle "
+              "servers) up, as `up` does.")
+@click.option("--transport", type=click.Choice(["stdio", "httpstream"]), default=None,
+              help="Use this transport's entry instead of the one with the lowest priority.")
+@click.option("-q", "--quiet", is_flag=True, help="With --up: no progress on stderr.")
+def mcp_config(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, bring_up: bool,
+               transport: str | None, quiet: bool) -> None:
+    """Print the `mcpServers` JSON MCP clients read, for mcp targets (or the mcp members of a stack).
+
+    \b
+    stdio servers: {"command": ..., "args": [...], "env": {...}}, env resolved with the
+    dependencies' exports; httpstream servers: {"type": "http", "url": ...}.
+    """
+    from .mcpconfig import launch_specs, mcp_servers
+
+    graph = _graph(datums, targets)
+    try:
+        specs = launch_specs(graph, transport)
+    except B00tGraphError as exc:
+        _fail(exc)
+    if bring_up:
+        reporter = make_reporter(graph, quiet=quiet, console=err)
+
+        async def go() -> tuple[RunResult | None, bool]:
+            async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+                with reporter:
+                    return await _interruptible(lambda: engine.up(graph))
+
+        res, interrupted = _run(go)
+        if res is None or interrupted or (res.cancelled and not res.failures):
+            _interrupted(targets, datums, state_dir)
+        if res.failures or res.skipped:
+            click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
+                       + render.failures_text(res), err=True)
+            sys.exit(EXIT_RUNTIME)
+    click.echo(json.dumps(mcp_servers(specs), indent=2))
 
 
 # --- validate / ls -------------------------------------------------------------------------------

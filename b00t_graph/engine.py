@@ -88,12 +88,13 @@ class Engine:
 
     ``state_dir`` enables per-node file locks so that two processes running
     ``up`` on overlapping graphs never start anything twice; ``None`` disables
-    them (benchmarks, scheduler tests).
+    them (benchmarks, scheduler tests). ``install_missing`` lets presence checks
+    run a datum's ``install`` command when its tool is missing.
     """
 
     def __init__(self, runtimes: RuntimeSet | Mapping[str, Runtime] | None = None, *,
                  reporter: Reporter | None = None, state_dir: Path | None = None,
-                 no_recreate: bool = False, fail_fast: bool = False) -> None:
+                 no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False) -> None:
         self.reporter: Reporter = reporter or Silent()
         if logging.getLogger("b00t_graph").isEnabledFor(logging.DEBUG):
             self.reporter = Logged(self.reporter)
@@ -101,7 +102,8 @@ class Engine:
         if isinstance(runtimes, RuntimeSet):
             self.runtimes = runtimes
         else:
-            self.runtimes = RuntimeSet(runtimes, state_dir=state_dir, reporter=self.reporter)
+            self.runtimes = RuntimeSet(runtimes, state_dir=state_dir, reporter=self.reporter,
+                                       **({"install_missing": True} if install_missing else {}))
         self.no_recreate = no_recreate
         self.fail_fast = fail_fast
 
@@ -262,6 +264,15 @@ class Engine:
             self.reporter.event(node.id, "ready", tm.action.value)
             return
         action = tm.action
+        if action.checks:
+            # A check (a presence check, a probe of something not ours) starts nothing: no lock, no start.
+            tm.started = tm.launched = clock()
+            tm.status = "probing"
+            self.reporter.event(node.id, "probing", action.value)
+            how = await rt.wait_ready(node)
+            tm.ready, tm.status, tm.detail = clock(), "ready", how
+            self.reporter.event(node.id, "ready", how)
+            return
         if action is Action.CONFLICT:
             raise ConflictError(node.id, f"{obs.detail or 'the name is taken'}; b00t-graph does not touch "
                                 "what it did not create: remove or rename it, or rename the datum")
@@ -318,6 +329,8 @@ class Engine:
             obs = observed.get(ident, ABSENT)
             rt = self._runtime(node)
             try:
+                if rt is not None and not getattr(rt, "starts", True):
+                    rt = None  # a check started nothing: nothing to stop
                 if rt is not None and obs.state in (State.RUNNING, State.STOPPED) and (only is None or ident in only):
                     self.reporter.event(ident, "stopping", obs.detail)
                     tm.started = tm.runnable

@@ -200,6 +200,20 @@ class ConflictError(StartError):
     """Something b00t-graph did not create already holds the node's name; it is left untouched."""
 
 
+class PortInUse(StartError):
+    """A fixed host port the node needs is held by another program; the message names it when it can.
+
+    Raised before anything is started for the node: stop the other program, or change the port.
+    """
+
+
+class PresenceError(NodeError):
+    """A presence check failed: the command is missing, timed out or printed no matching version.
+
+    The message shows the datum's ``install`` command; ``up --install-missing`` runs it.
+    """
+
+
 class ReadinessTimeout(NodeError):
     """The node started but its readiness probe never passed in time. Check the probe and the log."""
 

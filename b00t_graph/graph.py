@@ -42,7 +42,7 @@ from .errors import (
 )
 from .loader import Catalog
 from .model import Datum, HealthCheck
-from .runtimes import check_node
+from .runtimes import check_nodes
 
 
 @attrs.frozen
@@ -318,8 +318,7 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
         notes.extend(_stack_conflicts(catalog, datum, nodes[ident], ctx.stack))
     if problems:
         raise EnvError(problems)
-    for node in nodes.values():
-        problems.extend(check_node(node))
+    problems.extend(check_nodes(nodes.values()))
     if problems:
         raise DatumError(problems)
     conflicts = port_conflicts(nodes.values())

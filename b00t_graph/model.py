@@ -51,7 +51,7 @@ class HealthCheck:
         """Short names of the probes that are set, for display."""
         out = []
         if self.http_url:
-            out.append(f"http {self.http_url} → {self.expected_status}")
+            out.append(f"http {self.http_url} → {self.expected_status or 'any response'}")
         if self.tcp:
             out.append(f"tcp {self.tcp}")
         if self.exec:

@@ -106,7 +106,7 @@ async def probe_once(node: Node, hc: HealthCheck, host: ProbeHost, http: _Http) 
             await stream.aclose()
         if hc.http_url:
             status = await http.get(hc.http_url, timeout)
-            if status != hc.expected_status:
+            if hc.expected_status and status != hc.expected_status:  # 0: any HTTP response will do
                 return f"HTTP {status}, expected {hc.expected_status}"
         if hc.exec:
             code = await host.exec(node, list(hc.exec), timeout)

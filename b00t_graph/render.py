@@ -24,6 +24,7 @@ from .runtimes import Action, Observed, State
 _ACTION_STYLE = {
     Action.NONE: "green", Action.CREATE: "yellow", Action.START: "yellow", Action.RECREATE: "magenta",
     Action.KEEP: "cyan", Action.CONFLICT: "red", Action.GROUP: "dim", Action.PASSIVE: "dim",
+    Action.CHECK: "blue", Action.PROBE: "blue",
 }
 
 
@@ -36,7 +37,15 @@ def runtime_of(node: Node) -> str:
 def what(node: Node) -> str:
     """The thing that runs: image or command line."""
     s = node.spec
-    if s.type == "docker":
+    if node.runtime == "presence" and s.presence is not None:
+        return "check " + shlex.join(s.presence.command) + (f"  (install: {s.install or s.presence.install})"
+                                                            if (s.install or s.presence.install) else "")
+    if node.runtime == "docker":
+        from .runtimes.dockerargs import image_of
+
+        image = image_of(s)
+        if s.build is not None:
+            image = f"{image} (built from {s.build.context})"
         extra = [*s.docker_args, *(f"-p {p}" for p in s.ports), *(f"-v {v}" for v in s.volumes)]
         if s.network:
             extra.append(f"--network {s.network}")
@@ -45,8 +54,8 @@ def what(node: Node) -> str:
         if s.resources and s.resources.cpu_limit:
             extra.append(f"cpus {s.resources.cpu_limit}")
         cmd = f"  command {shlex.join(s.command)}" if s.command else ""
-        return f"image {s.image}" + (f"  {' '.join(extra)}" if extra else "") + cmd
-    if s.type == "process":
+        return f"image {image}" + (f"  {' '.join(extra)}" if extra else "") + cmd
+    if node.runtime == "process":
         return "command " + shlex.join([*(s.command or ()), *s.args])  # quoted: copy-pasteable
     if s.type == "stack" and (s.members or s.optional):
         return "members " + ", ".join([*s.members, *(f"{m} (optional)" for m in s.optional if m not in s.members)])
@@ -64,6 +73,9 @@ def choice_text(c: Choice) -> str:
 def readiness(node: Node) -> str:
     if not node.spec.managed:
         return "ready when its dependencies are"
+    if node.runtime == "presence" and node.spec.presence is not None:
+        p = node.spec.presence
+        return f"presence: `{shlex.join(p.command)}`" + (f" matches /{p.regex}/" if p.regex else " exits 0")
     if node.health and node.health.probes():
         return "; ".join(node.health.probes())
     return "ready when started (no readiness probe)"

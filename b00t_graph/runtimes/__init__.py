@@ -1,8 +1,11 @@
 """The one boundary to the outside world: the :class:`Runtime` protocol and its registry.
 
-A runtime is chosen by datum type and imported lazily, so the core never
-imports aiodocker unless a docker node is in the graph. ``mcp``, ``stack`` and
-passive types have no runtime: they are ready when their dependencies are.
+A runtime is chosen by the node's runtime kind (``Node.runtime``: the datum's ``kind``, else its
+type when that is ``docker`` or ``process``) and imported lazily, so the core never imports
+aiodocker unless a docker node is in the graph. Two kinds start nothing: ``presence`` checks
+that a command is installed, ``probe`` waits on a health check of something b00t-graph does not
+run. ``mcp``, ``stack`` and passive types without a kind have no runtime: they are ready when
+their dependencies are.
 """
 
 from __future__ import annotations
@@ -56,16 +59,29 @@ class Action(enum.Enum):
     CONFLICT = "refuse (name held by something b00t-graph did not create)"
     GROUP = "nothing to start (ready when dependencies are)"
     PASSIVE = "not managed (type not run by b00t-graph)"
+    CHECK = "check presence"
+    PROBE = "probe (nothing to start)"
 
     @property
     def changes(self) -> bool:
         return self in (Action.CREATE, Action.START, Action.RECREATE)
+
+    @property
+    def checks(self) -> bool:
+        """Nothing is started: the runtime's ``wait_ready`` is the whole of the node's work."""
+        return self in (Action.CHECK, Action.PROBE)
+
+
+#: runtime kinds that start nothing, with the action ``up`` takes for them
+CHECK_KINDS = {"presence": Action.CHECK, "probe": Action.PROBE}
 
 
 def decide(node: Node, observed: Observed | None, *, no_recreate: bool = False) -> Action:
     """The single place that turns (datum, observation) into an action; ``plan`` and ``up`` share it."""
     if not node.spec.managed:
         return Action.PASSIVE if node.spec.passive else Action.GROUP
+    if node.runtime in CHECK_KINDS:
+        return CHECK_KINDS[node.runtime]
     obs = observed or ABSENT
     if obs.state is State.FOREIGN:
         return Action.CONFLICT
@@ -84,7 +100,9 @@ class Runtime(Protocol):
     Methods raise :class:`~b00t_graph.errors.B00tGraphError` subclasses only: a
     runtime translates its library's errors at this boundary. A runtime whose
     ``prepare`` never does anything may set ``prepares = False`` so the engine
-    does not spend a task per node on it.
+    does not spend a task per node on it. A runtime that starts nothing (a check:
+    ``presence``, ``probe``) sets ``starts = False``: ``up`` only calls its
+    ``wait_ready`` and ``down`` leaves it alone.
     """
 
     name: str
@@ -125,6 +143,8 @@ class Runtime(Protocol):
 RUNTIMES: dict[str, str] = {
     "docker": "b00t_graph.runtimes.docker:DockerRuntime",
     "process": "b00t_graph.runtimes.process:ProcessRuntime",
+    "presence": "b00t_graph.runtimes.presence:PresenceRuntime",
+    "probe": "b00t_graph.runtimes.probe:ProbeRuntime",
 }
 
 
@@ -141,6 +161,18 @@ def check_node(node: Node) -> Iterable[Problem]:
         from .dockerargs import check
 
         yield from check(node)
+
+
+def check_nodes(nodes: Iterable[Node]) -> Iterable[Problem]:
+    """:func:`check_node` for each node, then what only the whole graph shows (two datums naming one container)."""
+    nodes = list(nodes)
+    for node in nodes:
+        yield from check_node(node)
+    docker = [n for n in nodes if n.runtime == "docker"]
+    if len(docker) > 1:
+        from .dockerargs import check_names
+
+        yield from check_names(docker)
 
 
 class RuntimeSet:

@@ -2,8 +2,16 @@
 
 What b00t-graph creates carries three labels: ``org.b00t-graph.managed=1``,
 ``org.b00t-graph.node=<id>`` and ``org.b00t-graph.config-hash=<hash>``. The
-container is named after the datum; a container of that name without our
-label is *foreign*: it is reported, refused and never touched. Networks and
+container is named after the datum (or its ``--name``/``container_name``); a
+container of that name without our label, or made by b00t-graph for another
+datum, is *foreign*: it is reported, refused and never touched.
+
+A datum with ``build`` has its image built here (``prepare``) from a tar of its
+context folder, or by the engine from a git URL; the image carries our labels
+and ``org.b00t-graph.context-hash``, and is not built again while an image with
+that hash exists. Before a container that publishes fixed host ports starts,
+each port is checked: one held by another program fails the node with
+:class:`~b00t_graph.errors.PortInUse`, naming the program (or container). Networks and
 named volumes are created with the same labels when absent and are removed
 only if they carry them.
 
@@ -16,6 +24,7 @@ translated into b00t-graph's in one place, :func:`_translate`.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import os
 import re
@@ -38,6 +47,7 @@ from ..errors import (
     B00tGraphError,
     ConflictError,
     NodeExited,
+    PortInUse,
     ReadinessTimeout,
     RuntimeUnavailable,
     StartError,
@@ -47,10 +57,11 @@ from ..events import Reporter, Silent
 from ..graph import Node
 from ..model import HealthCheck
 from ..readiness import wait_ready as probe_loop
-from . import Action, Observed, State
+from . import Action, Observed, State, dockerbuild
 from ._bridge import AsyncioBridge
 from .dockerargs import ContainerPlan
 from .dockerargs import plan as make_plan
+from .ports import holder, is_free, published
 
 T = TypeVar("T")
 Docker = aiodocker.Docker
@@ -59,6 +70,7 @@ Fail = Callable[[str], B00tGraphError]
 MANAGED = "org.b00t-graph.managed"
 NODE = "org.b00t-graph.node"
 HASH = "org.b00t-graph.config-hash"
+CONTEXT_HASH = "org.b00t-graph.context-hash"
 
 #: seconds to wait for an engine to answer a ping during discovery
 PING_TIMEOUT = 3.0
@@ -225,7 +237,7 @@ async def _dedupe_network(d: Docker, name: str) -> None:
                     raise
 
 
-async def _start(d: Docker, cid: str, networks: Sequence[str]) -> None:
+async def _start_container(d: Docker, cid: str, networks: Sequence[str]) -> None:
     """Start a container; while a network of its is ambiguous (another process made it at the same
     moment) or the duplicate it resolved to was just removed, settle that network and try again."""
     for attempt in range(10):
@@ -239,6 +251,31 @@ async def _start(d: Docker, cid: str, networks: Sequence[str]) -> None:
         for net in networks:
             await _dedupe_network(d, net)
         await asyncio.sleep(0.05)
+
+
+async def _image_id(d: Docker, ref: str) -> tuple[str, dict[str, str]] | None:
+    """An image's id and labels, or None when absent."""
+    try:
+        info = await d.images.inspect(ref)
+    except DockerError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return str(info["Id"]), dict((info.get("Config") or {}).get("Labels") or {})
+
+
+async def _port_holder(d: Docker, port: int, proto: str) -> str:
+    """`` (who)`` for a port message: a container publishing it, else the listening program, else ``""``."""
+    try:
+        for c in await d.containers.list(filters={"publish": [f"{port}/{proto}"]}):
+            name = (c["Names"] or ["?"])[0].lstrip("/")
+            whose = f"b00t-graph node {c['Labels'][NODE]}" if _is_ours(c["Labels"]) and NODE in c["Labels"] else (
+                "not created by b00t-graph")
+            return f" (container {name!r}, {whose})"
+    except DockerError:
+        pass
+    who = holder(port, proto)
+    return f" ({who})" if who else ""
 
 
 async def _volume_labels(d: Docker, name: str) -> dict[str, str] | None:
@@ -420,6 +457,10 @@ class DockerRuntime:
         with _translate(what, fail, self._where):
             return await self._bridge.run(guarded)
 
+    def _local_engine(self) -> bool:
+        """Whether the engine publishes ports on this host (a unix socket), so a local port check means something."""
+        return not self._where.startswith("DOCKER_HOST=") or "unix://" in self._where
+
     def _unavailable(self, msg: str) -> B00tGraphError:
         return RuntimeUnavailable("docker", [self._where], msg)
 
@@ -445,7 +486,7 @@ class DockerRuntime:
         """One list call for all our containers, one more for foreign name-holders if any is missing."""
         if not nodes:
             return {}
-        names = [n.spec.name for n in nodes]
+        names = [self._plan(n).name for n in nodes]
 
         async def look(d: Docker) -> tuple[dict[str, Any], dict[str, Any]]:
             ours: dict[str, Any] = {}
@@ -468,8 +509,13 @@ class DockerRuntime:
         ours, foreign = await self._call("list containers", self._unavailable, look)
         out: dict[str, Observed] = {}
         for node in nodes:
-            nm = node.spec.name
-            if nm in ours:
+            nm = self._plan(node).name
+            if nm in ours and (ours[nm]["Labels"] or {}).get(NODE, node.id) != node.id:
+                other = ours[nm]["Labels"][NODE]
+                out[node.id] = Observed(State.FOREIGN, None, ours[nm].id,
+                                        f"a container named {nm!r} ({ours[nm].id[:12]}) was created by b00t-graph "
+                                        f"for another datum, {other} (`b00t-graph down {other}` removes it)")
+            elif nm in ours:
                 c = ours[nm]
                 state = str(c["State"])
                 running = state in ("running", "restarting", "paused")
@@ -492,7 +538,10 @@ class DockerRuntime:
         if action not in (Action.CREATE, Action.RECREATE):
             return
         plan = self._plan(node)
-        await self._ensure_image(node, plan)
+        if node.spec.build is not None:
+            await self._build_image(node, plan)
+        else:
+            await self._ensure_image(node, plan)
         if action is Action.CREATE:
             try:
                 cid = await self._call("create the container", lambda m: StartError(node.id, m),
@@ -521,6 +570,75 @@ class DockerRuntime:
             raise StartError(node.id, f"image {plan.image!r} for {node.spec.name!r} is not present locally "
                              "and docker_args say --pull=never")
         await self._pull(node, plan, fail)
+
+    async def _build_image(self, node: Node, plan: ContainerPlan) -> None:
+        """Build the node's image unless one built from the same context (same hash) exists."""
+        build = node.spec.build
+        assert build is not None
+        report = self._bridge.caller_callback(self.reporter.event)
+        try:
+            ctx = dockerbuild.resolve(node.spec)
+        except ValueError as exc:
+            raise StartError(node.id, f"cannot build {plan.image!r}: {node.spec.path}: {dockerbuild.KEY}: {exc}"
+                             ) from None
+        t0 = time.monotonic()
+        digest = await anyio.to_thread.run_sync(dockerbuild.context_hash, ctx, build)
+        labels = {MANAGED: "1", NODE: node.id, CONTEXT_HASH: digest}
+        output: list[str] = []
+
+        def fail(msg: str) -> B00tGraphError:
+            return StartError(node.id, f"image build of {plan.image!r} failed: {msg}", "\n".join(output[-20:]))
+
+        async def existing(d: Docker) -> str | None:
+            found = await d.images.list(filters={"label": [f"{CONTEXT_HASH}={digest}", f"{NODE}={node.id}"]})
+            for img in found:
+                if plan.image in (img.get("RepoTags") or ()):
+                    return str(img["Id"])
+            if found:  # built before under another tag: give it this one too
+                repo, _, tag = plan.image.rpartition(":") if ":" in plan.image.rpartition("/")[2] else (
+                    plan.image, "", "latest")
+                await d.images.tag(found[0]["Id"], repo=repo, tag=tag)
+                return str(found[0]["Id"])
+            return None
+
+        have = await self._call("look for a built image", fail, existing)
+        if have is not None:
+            self.reporter.event(node.id, "preparing", f"image {plan.image} is up to date (context hash {digest[:12]}, "
+                                f"checked in {time.monotonic() - t0:.2f}s)")
+            return
+        body = None if ctx.folder is None else await anyio.to_thread.run_sync(dockerbuild.context_tar, ctx)
+
+        async def run(d: Docker) -> None:
+            report(node.id, "pulling", f"building {plan.image}"
+                   + (f" from {ctx.remote}" if ctx.remote else f" ({len(body or b'') // 1024} KiB context)"))
+            kwargs: dict[str, Any] = {"tag": plan.image, "labels": labels, "stream": True, "rm": True,
+                                      "forcerm": True, "path_dockerfile": ctx.dockerfile,
+                                      "buildargs": dict(build.args) or None, "platform": plan.platform}
+            if ctx.remote is not None:
+                kwargs["remote"] = ctx.remote
+            else:
+                kwargs["fileobj"] = io.BytesIO(body or b"")
+                kwargs["encoding"] = "gzip"
+            old = await _image_id(d, plan.image)
+            stream: Any = d.images.build(**kwargs)
+            async for msg in stream:
+                if "error" in msg or "errorDetail" in msg:
+                    why = str(msg.get("error") or (msg.get("errorDetail") or {}).get("message") or msg)
+                    raise DockerError(500, why.strip())
+                text = str(msg.get("stream") or msg.get("status") or "")
+                for line in text.splitlines():
+                    if line.strip():
+                        output.append(line.rstrip())
+                        report(node.id, "pulling", line.strip()[:200])
+            if old is not None and old[1].get(NODE) == node.id and await _image_id(d, plan.image) != old:
+                # the image this node built before lost its tag to the new one: do not leave it dangling
+                try:
+                    await d.images.delete(old[0])
+                except DockerError:
+                    pass  # still used by a container, or tagged elsewhere meanwhile: keep it
+
+        await self._call("build", fail, run, timeout=None)
+        self.reporter.event(node.id, "preparing", f"built {plan.image} in {time.monotonic() - t0:.2f}s")
 
     async def _pull(self, node: Node, plan: ContainerPlan, fail: Fail) -> None:
         report = self._bridge.caller_callback(self.reporter.event)
@@ -565,9 +683,18 @@ class DockerRuntime:
         labels = labels_for(node)
         grace = _grace_s(node, plan)
         pre = self._precreated.pop(node.id, None)
+        host_ports = published(plan.config) if self._local_engine() else []
 
         def fail(msg: str) -> B00tGraphError:
             return StartError(node.id, msg)
+
+        async def _start(d: Docker, cid: str, networks: Sequence[str]) -> None:
+            # The container does not run now, so a fixed host port held now is held by something else.
+            for port, proto, ip in host_ports:
+                if not is_free(port, proto, ip):
+                    raise PortInUse(node.id, f"port {port} is in use by another program"
+                                    + await _port_holder(d, port, proto) + ": stop it or change the port")
+            await _start_container(d, cid, networks)
 
         async def bring_up(d: Docker) -> str:
             if action is Action.START:
@@ -640,7 +767,15 @@ class DockerRuntime:
                 raise
             return cid
 
-        cid = await self._call("start the container", fail, bring_up, timeout=API_TIMEOUT + grace + STOP_SLACK)
+        try:
+            cid = await self._call("start the container", fail, bring_up,
+                                   timeout=API_TIMEOUT + grace + STOP_SLACK)
+        except StartError as exc:
+            # taken between the check and the start, or a port the check cannot see (another address)
+            m = re.search(r":(\d+)(?: failed: port is already allocated|: bind: address already in use)", exc.reason)
+            if m and not isinstance(exc, PortInUse):
+                raise PortInUse(node.id, f"port {m.group(1)} is in use by another program ({exc.reason})") from None
+            raise
         self._ids[node.id] = cid
         return Observed(State.RUNNING, node.config_hash, cid, f"container {cid[:12]}")
 
@@ -651,17 +786,18 @@ class DockerRuntime:
         def fail(msg: str) -> B00tGraphError:
             return NodeExited(node.id, msg)
 
-        ref = self._ids.get(node.id) or node.spec.name
+        name = self._plan(node).name
+        ref = self._ids.get(node.id) or name
 
         async def look(d: Docker) -> dict[str, Any] | None:
             info = await _inspect(d, ref)
-            if info is None and ref != node.spec.name:
-                info = await _inspect(d, node.spec.name)
+            if info is None and ref != name:
+                info = await _inspect(d, name)
             return info
 
         info = await self._call("inspect the container", fail, look)
         if info is None:
-            raise NodeExited(node.id, f"container {node.spec.name!r} does not exist (removed?)")
+            raise NodeExited(node.id, f"container {name!r} does not exist (removed?)")
         if not _is_ours(info["Config"].get("Labels")):
             raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
         self._ids[node.id] = str(info["Id"])
@@ -692,7 +828,7 @@ class DockerRuntime:
             raise await self._exited(node, info)
 
     async def exec(self, node: Node, argv: list[str], timeout: float) -> int:
-        ref = self._ids.get(node.id) or node.spec.name
+        ref = self._ids.get(node.id) or self._plan(node).name
 
         async def run(d: Docker) -> int:
             ex = await d.containers.container(ref).exec(argv, stdout=True, stderr=True)
@@ -718,7 +854,7 @@ class DockerRuntime:
                 raise OSError(exc.reason) from None
 
     async def logs(self, node: Node, lines: int = 20) -> str:
-        ref = self._ids.get(node.id) or node.spec.name
+        ref = self._ids.get(node.id) or self._plan(node).name
         try:
             return await self._call("read the log", self._unavailable, lambda d: _tail(d, ref, lines))
         except B00tGraphError:

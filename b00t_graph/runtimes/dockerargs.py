@@ -10,8 +10,12 @@ and ``resources`` use the same syntax as the matching flags and are merged
 with them. Flags follow the docker CLI (``-p 80``, ``-p=80``, ``-p80``,
 ``--publish=80``, ``-dit``) with these deliberate differences:
 
-* ``--name`` must equal the datum's name: the datum name *is* the container
-  name, so a different one would hide the container from b00t-graph.
+* ``--name`` (or the datum's ``container_name``) names the container; without
+  it the container is named after the datum. Ownership is by label either way,
+  and two datums of one graph naming the same container are an error.
+* ``restart`` (``[b00t.lifecycle] restart``) is the same as ``--restart``.
+* A datum with a ``build`` and no ``image`` gets a local image name of its own
+  (``b00t-graph/<name>:latest``).
 * ``-d``/``--detach`` and ``--rm`` are accepted and ignored. Containers always
   run detached; ``--rm`` (engine-side auto-removal) would delete a container
   that exits during start-up before its log tail can be shown, and ``down``
@@ -37,6 +41,7 @@ from ..errors import DatumError, Problem
 
 if TYPE_CHECKING:
     from ..graph import Node
+    from ..model import Datum
 
 KEY = "b00t.docker_args"
 
@@ -213,6 +218,7 @@ class _Builder:
     health: dict[str, Any] = attrs.field(factory=dict)
     pull: str = "missing"
     platform: str | None = None
+    container_name: str | None = None
 
     def append(self, key: str, value: Any, *, host: bool = True) -> None:
         target = self.host if host else self.config
@@ -334,9 +340,14 @@ class _Builder:
         self.labels[key] = val
 
     def name(self, v: str) -> None:
-        if v != self.node.spec.name:
-            raise _Bad(f"--name {v!r} differs from the datum name {self.node.spec.name!r}; the container is "
-                       "always named after the datum: drop --name or rename the datum")
+        if not _NAME_RE.match(v):
+            raise _Bad(f"--name {v!r} is not a container name (letters, digits, _ . -; at least 2 characters)")
+        wanted = self.node.spec.container_name
+        if wanted is not None and v != wanted:
+            raise _Bad(f"--name {v!r} differs from the datum's container name {wanted!r}")
+        if self.container_name is not None and v != self.container_name:
+            raise _Bad(f"--name {v!r}: the container is already named {self.container_name!r}")
+        self.container_name = v
 
     def network(self, v: str) -> None:
         if self.networks and self.networks[0] != v:
@@ -497,6 +508,10 @@ def _log_driver(b: _Builder, v: str) -> None:
 
 
 def _device(b: _Builder, v: str) -> None:
+    if not v.startswith("/") and "=" in v:  # a CDI device name: nvidia.com/gpu=all
+        b.append("DeviceRequests", {"Driver": "cdi", "Count": 0, "DeviceIDs": [v], "Capabilities": None,
+                                    "Options": {}})
+        return
     parts = v.split(":")
     host_path = parts[0]
     ctr = parts[1] if len(parts) > 1 and parts[1] else host_path
@@ -537,6 +552,7 @@ _FLAGS: dict[str, tuple[str, bool, _Handler]] = {
     "domainname": ("", True, _setter("config", "Domainname")),
     "restart": ("", True, _Builder.restart),
     "gpus": ("", True, _Builder.gpus),
+    "runtime": ("", True, _setter("host", "Runtime")),
     "memory": ("m", True, _memory),
     "memory-swap": ("", True, _memory_swap),
     "memory-reservation": ("", True, _setter("host", "MemoryReservation", parse_bytes)),
@@ -654,9 +670,12 @@ def _build(node: Node, labels: Mapping[str, str]) -> tuple[ContainerPlan | None,
     def bad(key: str, msg: str) -> None:
         problems.append(Problem(spec.path, key, msg))
 
-    if len(spec.name) < 2:
-        bad("b00t.name", f"{spec.name!r} is too short for a container name (at least 2 characters)")
+    if spec.container_name is not None:
+        if not _NAME_RE.match(spec.container_name):
+            bad("b00t.container_name", f"{spec.container_name!r} is not a container name "
+                "(letters, digits, _ . -; at least 2 characters)")
     b.env.update(node.env)
+    b.env.update(spec.run_env)
     try:
         for name, value in _tokens(node):
             try:
@@ -668,6 +687,8 @@ def _build(node: Node, labels: Mapping[str, str]) -> tuple[ContainerPlan | None,
     except _Bad as exc:
         bad(KEY, str(exc))
 
+    if spec.container_name is None and b.container_name is None and len(spec.name) < 2:
+        bad("b00t.name", f"{spec.name!r} is too short for a container name (at least 2 characters)")
     for i, port in enumerate(spec.ports):
         try:
             b.publish(port)
@@ -697,14 +718,24 @@ def _build(node: Node, labels: Mapping[str, str]) -> tuple[ContainerPlan | None,
             if field in b.host and b.host[field] != value:
                 bad(f"b00t.resources.{key}", f"{text!r} contradicts the limit given in docker_args")
             b.host[field] = value
+    if spec.restart is not None:
+        before = b.host.get("RestartPolicy")
+        try:
+            b.restart(spec.restart)
+        except _Bad as exc:
+            bad("b00t.restart", str(exc).replace("--restart ", "", 1))
+        else:
+            if before is not None and before != b.host["RestartPolicy"]:
+                bad("b00t.restart", f"{spec.restart!r} contradicts --restart in docker_args")
     if b.health and "Test" not in b.health:
         bad(KEY, "--health-interval/--health-timeout/--health-retries need --health-cmd")
     if problems:
         return None, problems
 
-    if not spec.image:
+    image = image_of(spec)
+    if not image:
         return None, [Problem(spec.path, "b00t.image", "required for a docker datum")]
-    cfg: dict[str, Any] = {"Image": spec.image, **b.config}
+    cfg: dict[str, Any] = {"Image": image, **b.config}
     cmd = [*(spec.command or ()), *spec.args]
     if cmd:
         cfg["Cmd"] = cmd
@@ -734,14 +765,44 @@ def _build(node: Node, labels: Mapping[str, str]) -> tuple[ContainerPlan | None,
     if b.aliases and not user_networks:
         return None, [Problem(spec.path, KEY, "--network-alias needs a user-defined --network")]
     cfg["HostConfig"] = host
-    return ContainerPlan(name=spec.name, image=spec.image, config=cfg, networks=user_networks,
+    name = spec.container_name or b.container_name or spec.name
+    return ContainerPlan(name=name, image=image, config=cfg, networks=user_networks,
                          volumes=tuple(b.volumes), pull=b.pull, platform=b.platform), []
 
 
+def image_of(spec: Datum) -> str | None:
+    """The image a docker datum runs: its ``image``, else the local name its ``build`` is tagged with."""
+    if spec.image:
+        return spec.image
+    if spec.build is not None:
+        return f"b00t-graph/{spec.name.lower()}:latest"
+    return None
+
+
 def check(node: Node) -> Iterable[Problem]:
-    """Everything wrong with a docker node's run options, found at compile time."""
+    """Everything wrong with a docker node's run options, found at compile time.
+
+    A build context is looked at only when the image is built (``up``): ``plan`` and ``validate``
+    of a folder whose build contexts live elsewhere still work.
+    """
     _, problems = _build(node, {})
     return problems
+
+
+def check_names(nodes: Sequence[Node]) -> Iterable[Problem]:
+    """Two docker nodes of one graph may not name the same container (``--name``, ``container_name``)."""
+    by_name: dict[str, list[Node]] = {}
+    for node in nodes:
+        result, _ = _build(node, {})
+        if result is not None:
+            by_name.setdefault(result.name, []).append(node)
+    for name, holders in by_name.items():
+        if len(holders) > 1:
+            first, *rest = holders
+            for other in rest:
+                yield Problem(other.spec.path, "b00t.container_name",
+                              f"the container name {name!r} is also the container of {first.id} ({first.spec.path}); "
+                              "two datums cannot share one container: rename one (--name)")
 
 
 def plan(node: Node, labels: Mapping[str, str] | None = None) -> ContainerPlan:

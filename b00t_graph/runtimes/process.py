@@ -27,6 +27,7 @@ from ..graph import Node
 from ..locks import default_state_dir, safe_name
 from ..readiness import wait_ready
 from . import Action, Observed, State
+from .ports import check_free, probe_ports
 
 #: How long a process without a readiness probe must stay up to count as started.
 SETTLE = 0.2
@@ -100,11 +101,14 @@ class ProcessRuntime:
         return (base / Path(node.spec.cwd).expanduser()) if node.spec.cwd else base
 
     def _env(self, node: Node) -> dict[str, str]:
-        return {**os.environ, **node.env, "B00T_NODE": node.id}
+        # run_env (e.g. an mcp lifecycle server's env) is for the service only: set here, never exported
+        return {**os.environ, **node.env, **node.spec.run_env, "B00T_NODE": node.id}
 
     async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
         if observed.state is State.RUNNING:
             await self.stop(node, observed)
+        # Its own process is stopped by now: whatever holds a port its probes name is another program.
+        check_free(node.id, probe_ports(node.health))
         self.dir.mkdir(parents=True, exist_ok=True)
         argv = self._argv(node)
         log = self.log_path(node.id)

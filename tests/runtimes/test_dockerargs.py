@@ -134,10 +134,73 @@ def test_labels_ours_win_and_our_namespace_is_reserved() -> None:
     assert "b00t-graph" in problems("-l", "org.b00t-graph.node=evil")[0]
 
 
-def test_name_must_equal_the_datum_name() -> None:
-    assert cfg("--name", "web")["HostConfig"] is not None
-    (msg,) = problems("--name", "rustfs-quick")
-    assert "'rustfs-quick'" in msg and "'web'" in msg
+def test_a_differing_name_names_the_container() -> None:
+    assert plan(node("--name", "web"), LABELS).name == "web"
+    assert problems("--name", "rustfs-quick") == []
+    assert plan(node("--name", "rustfs-quick"), LABELS).name == "rustfs-quick"
+    assert plan(node(container_name="rustfs-quick"), LABELS).name == "rustfs-quick"
+    assert plan(node("--name", "rustfs-quick", container_name="rustfs-quick"), LABELS).name == "rustfs-quick"
+    (msg,) = problems("--name", "other", container_name="rustfs-quick")
+    assert "'other'" in msg and "'rustfs-quick'" in msg
+    assert "not a container name" in problems("--name", "bad name!")[0]
+
+
+def test_two_datums_of_one_graph_naming_one_container_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a.docker.toml").write_text('[b00t]\nname = "a"\ntype = "docker"\nimage = "i:1"\n'
+                                           'docker_args = ["--name", "shared"]\n')
+    (tmp_path / "b.docker.toml").write_text('[b00t]\nname = "b"\ntype = "docker"\nimage = "i:1"\n'
+                                           'docker_args = ["--name", "shared"]\ndepends_on = ["a.docker"]\n')
+    cat = load_catalog([Source(tmp_path, "test")])
+    compile_graph(cat, ["a.docker"], environ={})  # alone, fine
+    with pytest.raises(DatumError) as info:
+        compile_graph(cat, ["b.docker"], environ={})
+    text = str(info.value)
+    assert "b.docker.toml" in text and "a.docker" in text and "'shared'" in text
+
+
+def test_restart_policy_from_the_datum() -> None:
+    assert cfg(restart="unless-stopped")["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped"}
+    assert cfg(restart="on-failure:3")["HostConfig"]["RestartPolicy"] == {"Name": "on-failure",
+                                                                           "MaximumRetryCount": 3}
+    assert cfg("--restart", "always", restart="always")["HostConfig"]["RestartPolicy"] == {"Name": "always"}
+    assert problems(restart="sometimes")[0].startswith("b00t.restart: 'sometimes'")
+    assert "contradicts" in problems("--restart", "no", restart="always")[0]
+
+
+def test_container_dialect_flags() -> None:
+    host = cfg("--runtime", "nvidia", "--gpus", "device=0", "--device", "nvidia.com/gpu=all")["HostConfig"]
+    assert host["Runtime"] == "nvidia"
+    reqs = host["DeviceRequests"]
+    assert reqs[0]["DeviceIDs"] == ["0"]
+    assert reqs[1]["Driver"] == "cdi" and reqs[1]["DeviceIDs"] == ["nvidia.com/gpu=all"]
+
+
+def test_run_env_reaches_the_container() -> None:
+    c = cfg(env={"A": "1"}, run_env={"TOKEN": "t"})
+    assert set(c["Env"]) == {"A=1", "TOKEN=t"}
+
+
+def test_a_build_without_an_image_gets_a_local_name(tmp_path: Path) -> None:
+    from b00t_graph.model import Build
+    from b00t_graph.runtimes.dockerbuild import OUTSIDE_NAME, resolve
+    from b00t_graph.runtimes.dockerbuild import problems as build_problems
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
+    n = node(image=None, build=Build(context="ctx"), path=str(tmp_path / "web.docker.toml"))
+    assert plan(n, LABELS).image == "b00t-graph/web:latest"
+    assert list(check(n)) == []
+    missing = node(image=None, build=Build(context="nope"), path=str(tmp_path / "web.docker.toml"))
+    assert list(check(missing)) == []  # looked at when the image is built, so plan works without it
+    (msg,) = [f"{p.key}: {p.message}" for p in build_problems(missing.spec)]
+    assert msg.startswith("b00t.docker.build: the build context 'nope' is not a folder")
+    (tmp_path / "ctx" / "sub").mkdir()
+    (tmp_path / "Dockerfile.outside").write_text("FROM scratch\n")
+    for file, expect in (("Containerfile", "Containerfile"), ("ctx/Containerfile", "Containerfile"),
+                         ("Dockerfile.outside", OUTSIDE_NAME)):
+        ctx = resolve(node(build=Build(context="ctx", file=file), path=str(tmp_path / "web.docker.toml")).spec)
+        assert ctx.dockerfile == expect and ctx.folder == tmp_path / "ctx"
+    assert resolve(node(build=Build(context="https://example.invalid/x.git", file="D")).spec).remote
 
 
 def test_too_short_a_name_is_a_problem() -> None:

@@ -776,8 +776,9 @@ def interval_sweep(gen: Generated, intervals: Sequence[int], pids: Sequence[int]
             time.sleep(0.5)
     finally:
         api.call("DELETE", f"/networks/{net}")
-    return {"scenario": gen.scenario.name, "window_s": SWEEP_WINDOW_S, "limits": SWEEP_LIMITS,
-            "rows": rows, "chosen_ms": chosen}
+    return {"scenario": gen.scenario.name, "containers": len(gen.scenario.services), "window_s": SWEEP_WINDOW_S,
+            "limits": SWEEP_LIMITS, "rows": rows, "chosen_ms": chosen,
+            "capacity_checks_per_s": len(gen.scenario.services) * 1000 / chosen}
 
 
 # --- main loop -----------------------------------------------------------------------------------
@@ -917,6 +918,29 @@ def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost
     return out
 
 
+def best_interval(containers: int, rate: float, grid: Sequence[int]) -> int:
+    """The smallest interval of ``grid`` at which ``containers`` health checks stay within ``rate`` checks/s.
+
+    A check's cost is per check (a ``runc exec`` into the container), so a
+    stack's health-check load is its containers ÷ the interval: a 3-service
+    stack sustains a far shorter interval than a 30-service one.
+    """
+    ok = [ms for ms in grid if containers * 1000 / ms <= rate + 1e-9]
+    return min(ok) if ok else max(grid)
+
+
+def parse_best(text: str, names: Sequence[str]) -> dict[str, int]:
+    """``500ms`` (every scenario) or ``small=100ms,deep=500ms`` (the scenarios not named: none)."""
+    if "=" not in text:
+        return dict.fromkeys(names, interval_ms(text))
+    out = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if k.strip() in names:
+            out[k.strip()] = interval_ms(v)
+    return out
+
+
 #: the order the tools run in, run after run: the first three rotate, the next three rotate backwards, so each
 #: tool takes each place and follows each other tool equally often over six runs
 ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0), (1, 0, 2), (0, 2, 1))
@@ -950,9 +974,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="b00t-graph's interval_ms (the cap of its probe backoff; default 1000, like compose's 1s)")
     ap.add_argument("--compose-interval", default="1s", help="compose healthcheck interval (default 1s)")
     ap.add_argument("--compose-best-interval", default="auto",
-                    help="a second compose, measured beside the first: 'auto' (default) = the smallest interval "
-                         "of --sweep-intervals that does not overload this machine, found by a sweep on "
-                         f"'{SWEEP_SCENARIO}' first; a value such as 500ms; or 'none'")
+                    help="a second compose, measured beside the first: 'auto' (default) = per scenario, the "
+                         "smallest interval of --sweep-intervals whose check rate (containers ÷ interval) stays "
+                         f"within what a sweep on '{SWEEP_SCENARIO}' found this machine sustains; a value such as "
+                         "500ms; per scenario, as small=100ms,deep=500ms; or 'none'")
     ap.add_argument("--sweep-intervals", default=",".join(map(str, SWEEP_INTERVALS_MS)),
                     help="the sweep's healthcheck intervals in ms, largest first")
     ap.add_argument("--sweep-only", action="store_true", help="only run the interval sweep")
@@ -972,7 +997,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.sweep_only:
         best = "auto"
     if best not in ("auto", "none"):
-        interval_ms(best)  # fail early on a typo
+        parse_best(best, names)  # fail early on a typo
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -992,7 +1017,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "settings": {"runs": runs, "scenarios": names, "b00t_probe": args.b00t_probe,
                      "b00t_network": args.b00t_network, "compose_interval": interval_str(base_ms),
-                     "compose_best_interval": None, "compose_best_how": best if best in ("auto", "none") else "given",
+                     "compose_best_interval": None, "compose_best_intervals": {},
+                     "compose_best_how": best if best in ("auto", "none") else "given",
                      "compose_timeout": "1s", "compose_retries": 60,
                      "b00t_health": {"interval_ms": args.b00t_interval_ms, "probe_timeout_ms": 1000,
                                      "timeout_ms": 60000},
@@ -1014,13 +1040,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if best == "auto":
             data["sweep"] = interval_sweep(gens[SWEEP_SCENARIO], sweep_ms[:3] if args.quick else sweep_ms, pids,
                                            engine_port, log)
-            best_ms: int | None = data["sweep"]["chosen_ms"]
-            log(f"compose's best practical healthcheck interval here: {interval_str(best_ms or base_ms)}")
+            rate = data["sweep"]["capacity_checks_per_s"]
+            best_by = {n: best_interval(len(SCENARIOS[n].services), rate, sweep_ms) for n in names}
+            log(f"compose's best practical healthcheck interval on {SWEEP_SCENARIO}: "
+                f"{interval_str(data['sweep']['chosen_ms'])}, i.e. {rate:g} checks/s; per scenario: "
+                + ", ".join(f"{n} {interval_str(ms)}" for n, ms in best_by.items()))
         else:
-            best_ms = None if best == "none" else interval_ms(best)
-        if best_ms == base_ms:
-            best_ms = None
-        data["settings"]["compose_best_interval"] = None if best_ms is None else interval_str(best_ms)
+            best_by = {} if best == "none" else parse_best(best, names)
+        data["settings"]["compose_best_intervals"] = {n: interval_str(ms) for n, ms in best_by.items()}
+        if best_by and len(set(best_by.values())) == 1:
+            data["settings"]["compose_best_interval"] = interval_str(next(iter(best_by.values())))
         if args.sweep_only:
             return data
         data["start_cost"] = engine_start_cost(engine_port, 5, log)
@@ -1032,10 +1061,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 dest = args.keep_files / n
                 shutil.rmtree(dest, ignore_errors=True)
                 shutil.copytree(gens[n].datums, dest / "datums")
-                for ms in (base_ms, best_ms):
+                for ms in (base_ms, best_by.get(n)):
                     if ms is not None:
                         shutil.copy(gens[n].compose_file(ms), dest / f"docker-compose.{ms}ms.yml")
-        keys = ["b00t", "compose"] + (["compose_best"] if best_ms is not None else [])
+        keys = ["b00t", "compose"] + (["compose_best"] if any(ms != base_ms for ms in best_by.values()) else [])
         cold_keys = ["run", "cold", "cold_exit", "cold_last_ready", "cold_last_start", "warm", "down",
                      "cold_engine_cpu"]
         measures: dict[str, dict[str, dict[str, list[float]]]] = {
@@ -1048,8 +1077,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 gen = gens[n]
                 b00t = B00t(gen, tmp / f"state-{n}", args.b00t_network)
                 tools: list[Any] = [b00t, Compose(gen, base_ms, "compose")]
-                if best_ms is not None:
-                    tools.append(Compose(gen, best_ms, "compose_best"))
+                if best_by.get(n, base_ms) != base_ms:  # when it is the same interval, it is the same measure
+                    tools.append(Compose(gen, best_by[n], "compose_best"))
                 for tool in _order(tools, r):
                     key = tool.key
                     m = measures[n][key]

@@ -105,21 +105,25 @@ def _render_compose(comp: dict[str, Any], w: Any, targets: list[tuple[str, str, 
     sc = comp["scenarios"]
     cost = comp.get("start_cost", {})
     c_start = (cost.get("start") or {}).get("median")
-    best = st.get("compose_best_interval")
+    best_by = st.get("compose_best_intervals") or {}
     peers = [("compose", f"compose {st['compose_interval']}")]
-    if best:
-        peers.append(("compose_best", f"compose {best}"))
+    if best_by:
+        peers.append(("compose_best", "compose, best practical interval"))
     w("## b00t-graph vs docker-compose\n")
     w(f"{st['runs']} runs per tool and scenario, the tools alternating within each run (b00t-graph, compose at "
-      f"{st['compose_interval']}{', compose at ' + best if best else ''}: each run a different order, so every "
-      "tool takes every place equally often), so all of them see the same load on this shared machine; medians, "
+      f"{st['compose_interval']}{', compose at its best practical interval' if best_by else ''}: each run a "
+      "different order, so every tool takes every place about equally often), so all of them see the same load "
+      "on this shared machine (measured on a busy machine other people use too: the absolute times swing with "
+      "their load, the ratios much less); medians, "
       "with min–max in brackets; times in seconds. Ratio = b00t-graph ÷ that compose, from the medians (below 1: "
       "b00t-graph is faster); in brackets the lowest and highest ratio of one run's b00t-graph to the same run's "
       "compose.\n")
-    if best:
-        w(f"compose runs twice: at **{st['compose_interval']}** (a careful user's setting) and at **{best}**, the "
-          "smallest healthcheck interval that does not overload this machine (see *compose's best practical "
-          "interval* below).\n")
+    if best_by:
+        w(f"compose runs twice: at **{st['compose_interval']}** (a careful user's setting) and at its **best "
+          "practical interval**, the smallest healthcheck interval this machine sustains for that many containers "
+          "(see *compose's best practical interval* below): "
+          + ", ".join(f"{n} **{iv}**" for n, iv in best_by.items())
+          + f". Where that is {st['compose_interval']} itself, the two columns are the same measure.\n")
     w("| scenario | services | depth | critical path | measure | b00t-graph | "
       + " | ".join(f"{label} | ratio" for _, label in peers) + " |")
     w("|---|---|---|---|---|---|" + "---|---|" * len(peers))
@@ -131,12 +135,15 @@ def _render_compose(comp: dict[str, Any], w: Any, targets: list[tuple[str, str, 
             first = meas == "cold"
             cells = []
             for key, _ in peers:
+                if key == "compose_best" and not s.get(key):
+                    key = "compose"  # the best practical interval is the base one here: the same measure
                 c = s.get(key, {})
                 cm = (c.get(meas) or {}).get("median")
                 pr = (s.get(f"paired_b00t_over_{key}") or {}).get(meas) or {}
                 rng = (f" ({pr['min']:.2f}–{pr['max']:.2f})" if pr.get("n") else "")
                 cells.append(f"{_range(c.get(meas))} | {fmt_x(bl.ratio(bm, cm))}{rng}")
-            w(f"| {name if first else ''} | {s['n'] if first else ''} | {s['depth'] if first else ''} | "
+            ivs = f" (best: {best_by.get(name, st['compose_interval'])})" if first and best_by else ""
+            w(f"| {name if first else ''}{ivs} | {s['n'] if first else ''} | {s['depth'] if first else ''} | "
               f"{fmt_s(s['critical_path_s']) if first else ''} | {label} | {_range(b.get(meas))} | "
               + " | ".join(cells) + " |")
     w("\n*Cold up* is timed for every tool by the same watcher of the engine's event stream (`GET /events`, "
@@ -156,6 +163,10 @@ def _render_compose(comp: dict[str, Any], w: Any, targets: list[tuple[str, str, 
     for name, s in sc.items():
         for i, (key, label) in enumerate([("b00t", "b00t-graph"), *peers]):
             t = s.get(key) or {}
+            if key == "compose_best":
+                if not t:
+                    continue
+                label = f"compose {best_by.get(name)}"
 
             def med(m: str, t: dict[str, Any] = t) -> str:
                 return fmt_s((t.get(m) or {}).get("median"))
@@ -283,8 +294,8 @@ def _render_compose(comp: dict[str, Any], w: Any, targets: list[tuple[str, str, 
     lay = sc.get("layered")
     if lay:
         peers = [("compose", st["compose_interval"])]
-        if st.get("compose_best_interval"):
-            peers.append(("compose_best", st["compose_best_interval"]))
+        if lay.get("compose_best"):
+            peers.append(("compose_best", best_by.get("layered", "?")))
         for meas, limit in (("cold", 0.6), ("warm", 0.5)):
             for key, iv in peers:
                 if not lay.get(key):
@@ -328,8 +339,8 @@ def _render_sweep(sweep: dict[str, Any], st: dict[str, Any], w: Any) -> None:
       "`start_interval` (Engine 25+), so compose's cold `up` shrinks with the interval — but every check is an "
       "exec in every container, every interval, for the stack's whole life. The benchmark looks for the smallest "
       f"interval that does not overload this 2-core machine, on `{sweep['scenario']}` (the largest stack, "
-      f"{len(next(iter(rows))['checks']['check_s']['values']) if rows and rows[0].get('checks') else 30} "
-      "containers), trying the intervals from the largest down and stopping at the first that overloads. Per "
+      f"{sweep.get('containers', '?')} containers), trying the intervals from the largest down and stopping at "
+      "the first that overloads. Per "
       f"interval: the engine's CPU rate and a container start with nothing of ours running ({sweep['window_s']:g} "
       f"s), one cold `up`, then {sweep['window_s']:g} s with the stack up and idle (only the health checks "
       "running), one warm `up`, one `down`. Other people's work shares the machine, so each test compares with "
@@ -358,10 +369,15 @@ def _render_sweep(sweep: dict[str, Any], st: dict[str, Any], w: Any) -> None:
     skipped = [ms for ms in (1000, 500, 250, 100, 50) if ms < min(tried, default=0)]
     w("")
     if chosen:
-        w(f"Chosen: **{chosen} ms**"
+        best_by = st.get("compose_best_intervals") or {}
+        w(f"Chosen on `{sweep['scenario']}`: **{chosen} ms**"
           + (f" ({', '.join(f'{ms} ms' for ms in skipped)} not tried: a larger interval already overloaded)"
              if skipped else "")
-          + f". This run's compose at {st.get('compose_best_interval') or '–'} in the tables above uses it.\n")
+          + f", i.e. **{sweep['capacity_checks_per_s']:g} health checks per second** ({sweep['containers']} "
+          f"containers ÷ {chosen / 1000:g} s). A check costs the same whatever the stack (one `runc exec` into "
+          "the container), so the load is the containers ÷ the interval: each scenario's best practical interval is "
+          "the smallest of the sweep's intervals whose check rate stays within that — "
+          + ", ".join(f"{n}: {iv}" for n, iv in best_by.items()) + ".\n")
 
 
 def _why_layered(meas: str, lay: dict[str, Any], comp: dict[str, Any], key: str = "compose") -> str:
@@ -481,8 +497,9 @@ EXPERIMENT_ARGS = ["--scenarios", "deep,layered", "--runs", "5", "--ensure-calls
 
 def _experiment_args() -> list[str]:
     """The experiments' compose peers: 1 s and the best practical interval the last main run chose."""
-    best = ((bl.read_result("compose") or {}).get("settings") or {}).get("compose_best_interval")
-    return [*EXPERIMENT_ARGS, "--compose-best-interval", best or "none"]
+    best = ((bl.read_result("compose") or {}).get("settings") or {}).get("compose_best_intervals") or {}
+    return [*EXPERIMENT_ARGS, "--compose-best-interval",
+            ",".join(f"{n}={iv}" for n, iv in best.items()) or "none"]
 
 
 def _render_experiments(w: Any) -> None:
@@ -499,10 +516,10 @@ def _render_experiments(w: Any) -> None:
     w("|---|---|---|---|---|---|---|---|---|---|---|")
     for _name, title, d in found:
         st = d.get("settings") or {}
-        peers = [("compose", st.get("compose_interval", "1s"))]
-        if st.get("compose_best_interval"):
-            peers.append(("compose_best", st["compose_best_interval"]))
         for scen, s in d["scenarios"].items():
+            peers = [("compose", st.get("compose_interval", "1s"))]
+            if s.get("compose_best"):
+                peers.append(("compose_best", (st.get("compose_best_intervals") or {}).get(scen, "?")))
             b = s.get("b00t", {})
             bc = (b.get("cold") or {}).get("median")
             lag = (s.get("b00t_cold_breakdown") or {}).get("lag")

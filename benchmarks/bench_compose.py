@@ -902,6 +902,7 @@ def _summarise(sc: Scenario, runs: dict[str, dict[str, list[float]]], start_cost
                            "engine_service_s": service,
                            "services": [{"name": s.name, "delay": s.delay, "deps": list(s.deps)}
                                         for s in sc.services]}
+    runs = {tool: measures for tool, measures in runs.items() if measures.get("run")}
     for tool, measures in runs.items():
         out[tool] = {m: bl.summary(v) for m, v in measures.items() if m != "run"}
         out[tool]["runs"] = list(measures.get("run", []))

@@ -94,18 +94,25 @@ async def _noop() -> None:
     return None
 
 
-async def _spawn_floor(n: int) -> float:
+def engine_tasks_per_node(runtime: object) -> int:
+    """Tasks the engine spawns per node to bring it up: a run task, plus a prepare task when the runtime
+    prepares (``Engine.up``: ``getattr(rt, "prepares", True)``). The null runtime does not prepare."""
+    return 1 + int(bool(getattr(runtime, "prepares", True)))
+
+
+async def _spawn_floor(tasks: int) -> float:
     t = time.perf_counter()
     async with anyio.create_task_group() as tg:
-        for _ in range(2 * n):
+        for _ in range(tasks):
             tg.start_soon(_noop)
     return time.perf_counter() - t
 
 
-def spawn_floor(n: int, backend: str) -> float:
-    """Seconds to spawn and finish 2 no-op anyio tasks per node (the engine spawns a prepare and a run task)."""
+def spawn_floor(n: int, backend: str, per_node: int) -> float:
+    """Seconds to spawn and finish ``per_node`` no-op anyio tasks per node in one task group: the same task
+    count the engine spawns for ``n`` nodes, so the floor and the engine are compared like for like."""
     gc.collect()
-    result: float = anyio.run(_spawn_floor, n, backend=backend)
+    result: float = anyio.run(_spawn_floor, n * per_node, backend=backend)
     return result
 
 
@@ -137,6 +144,7 @@ def ideal_wall(dag: Mapping[str, tuple[str, ...]], delays: Mapping[str, float], 
 
 def measure_overhead(sizes: tuple[int, ...], repeat: int, log: Any) -> list[dict[str, Any]]:
     rows = []
+    per_node = engine_tasks_per_node(NullRuntime())
     for n in sizes:
         for shape in SHAPES:
             dag = make_dag(shape, n)
@@ -147,10 +155,11 @@ def measure_overhead(sizes: tuple[int, ...], repeat: int, log: Any) -> list[dict
                 reps = repeat if n < 10_000 else max(1, min(repeat, 3))
                 walls = [run_up(graph, backend)[0] for _ in range(reps)]
                 med = statistics.median(walls)
-                floor = statistics.median(spawn_floor(n, backend) for _ in range(reps))
+                floor = statistics.median(spawn_floor(n, backend, per_node) for _ in range(reps))
                 row = {"shape": shape, "n": n, "edges": sum(len(d) for d in dag.values()), "depth": bl.depth(dag),
                        "backend": backend, "build_s": build, "up": bl.summary(walls),
-                       "per_node_us": med / n * 1e6, "spawn_floor_us": floor / n * 1e6}
+                       "per_node_us": med / n * 1e6, "spawn_floor_us": floor / n * 1e6,
+                       "floor_tasks_per_node": per_node}
                 rows.append(row)
                 log(f"overhead {shape:8} n={n:6} {backend:7} up {med * 1e3:9.1f} ms  "
                     f"{row['per_node_us']:7.1f} µs/node  (min {min(walls) * 1e3:.1f}, max {max(walls) * 1e3:.1f}; "

@@ -124,27 +124,37 @@ def sweep(prefix: str, log: Callable[[str], None] | None = None) -> list[str]:
     return removed
 
 
-class HealthWatch:
-    """Records, from the engine's event stream, when each container of a compose project turns healthy.
+class EventWatch:
+    """When each container whose name starts with ``prefix`` started and turned healthy, from the event stream.
 
-    Events carry no polling error and cost the engine nothing while waiting, so
-    compose is timed as precisely as b00t-graph (whose CLI exits the moment it
-    sees the last node ready).
+    The one ruler both tools' cold ``up`` is timed with: a container is ready
+    at its ``health_status: healthy`` event when it has a HEALTHCHECK, else at
+    its ``start`` event (the stream knows nothing later about it). Times are the
+    engine's own event timestamps (``timeNano``), so a reader thread delayed by
+    a busy machine adds no error; :meth:`since` turns them into seconds after a
+    ``time.time()`` taken when the timed command started. The stream is opened
+    before the command runs and filtered on the engine's side to these two
+    events, so it costs the engine nothing while waiting.
     """
 
-    def __init__(self, label_filter: str) -> None:
-        self.healthy_at: dict[str, float] = {}  # container name → perf_counter when its healthy event arrived
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.started_at: dict[str, float] = {}  # container name → epoch seconds of its first start event
+        self.healthy_at: dict[str, float] = {}  # container name → epoch seconds of its first healthy event
         self._cond = threading.Condition()
         self._stop = False
         self._conn: _UnixConnection | None = None
         self._ready = threading.Event()
-        self._filters = {"type": ["container"], "event": ["health_status"], "label": [label_filter]}
+        self._error: BaseException | None = None
+        self._filters = {"type": ["container"], "event": ["start", "health_status"]}
         self._thread = threading.Thread(target=self._run, name="b00tbench-events", daemon=True)
 
-    def __enter__(self) -> HealthWatch:
+    def __enter__(self) -> EventWatch:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the docker event stream did not open")
+        if self._error is not None:
+            raise RuntimeError(f"the docker event stream failed: {self._error}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -159,37 +169,70 @@ class HealthWatch:
     def _run(self) -> None:
         conn = _UnixConnection(SOCKET, timeout=3600)
         self._conn = conn
-        since = f"{time.time():.6f}"
-        conn.request("GET", "/events" + _query({"since": since, "filters": self._filters}))
-        resp = conn.getresponse()
+        try:
+            conn.request("GET", "/events" + _query({"since": f"{time.time():.6f}", "filters": self._filters}))
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            self._error = exc
+            self._ready.set()
+            conn.close()
+            return
         self._ready.set()
         try:
             while not self._stop:
                 line = resp.readline()
                 if not line:
                     break
-                now = time.perf_counter()
                 try:
                     ev = json.loads(line)
                 except ValueError:
                     continue
-                action = str(ev.get("Action") or ev.get("status") or "")
-                if action.strip() == "health_status: healthy":
-                    name = str((ev.get("Actor") or {}).get("Attributes", {}).get("name", ev.get("id", "")))
-                    with self._cond:
-                        self.healthy_at.setdefault(name, now)
-                        self._cond.notify_all()
+                name = str((ev.get("Actor") or {}).get("Attributes", {}).get("name", ""))
+                if not name.startswith(self.prefix):
+                    continue
+                at = int(ev.get("timeNano") or 0) / 1e9 or time.time()
+                action = str(ev.get("Action") or ev.get("status") or "").strip()
+                with self._cond:
+                    if action == "start":
+                        self.started_at.setdefault(name, at)
+                    elif action == "health_status: healthy":
+                        self.healthy_at.setdefault(name, at)
+                    else:
+                        continue
+                    self._cond.notify_all()
         except (OSError, http.client.HTTPException):
             pass
         finally:
             conn.close()
 
-    def wait_for(self, names: Iterable[str], deadline: float) -> bool:
+    def ready_at(self, name: str, healthcheck: bool) -> float | None:
+        """Epoch seconds ``name`` became ready per the stream (healthy, or started when it has no HEALTHCHECK)."""
+        return (self.healthy_at if healthcheck else self.started_at).get(name)
+
+    def wait_ready(self, names: Iterable[str], healthcheck: bool, deadline: float) -> bool:
+        """Wait (until ``time.perf_counter()`` passes ``deadline``) for every container in ``names`` to be ready."""
         want = set(names)
+        seen = self.healthy_at if healthcheck else self.started_at
         with self._cond:
-            while not want <= self.healthy_at.keys():
+            while not want <= seen.keys():
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.5))
         return True
+
+
+def healthchecks(names: Iterable[str]) -> dict[str, bool]:
+    """Whether each container runs a HEALTHCHECK (its own or its image's; ``NONE`` counts as none)."""
+    images: dict[str, list[str]] = {}
+    out = {}
+    for name in names:
+        info = call("GET", f"/containers/{name}/json")
+        test = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+        if not test:
+            if info["Image"] not in images:
+                image = call("GET", f"/images/{info['Image']}/json")
+                images[info["Image"]] = ((image.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+            test = images[info["Image"]]
+        out[name] = bool(test) and test[0] != "NONE"
+    return out

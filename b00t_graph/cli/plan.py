@@ -1,0 +1,54 @@
+"""``plan``: what ``up`` would do, changing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import render
+from ..engine import Engine
+from ..locks import default_state_dir
+from ._common import _graph, _run, datums_opt, out, state_opt, use_opt
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+@datums_opt
+@state_opt
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable plan: nodes, edges, actions, env.")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text",
+              help="dot/mermaid: a picture of the graph.")
+@click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
+@click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
+@use_opt
+def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool, fmt: str,
+         offline: bool, no_recreate: bool, use: tuple[str, ...]) -> None:
+    """Show what `up` would do, changing nothing: the graph, each node's env and the actions."""
+    graph = _graph(datums, targets, use, offline=offline)
+    if fmt == "dot":
+        click.echo(render.dot(graph))
+        return
+    if fmt == "mermaid":
+        click.echo(render.mermaid(graph))
+        return
+    unavailable: dict[str, str] = {}
+
+    async def go() -> tuple[Any, Any]:
+        async with Engine(state_dir=state_dir or default_state_dir(), no_recreate=no_recreate) as engine:
+            if offline:
+                from ..runtimes import decide
+
+                unavailable.update({n.runtime: "--offline" for n in graph.nodes.values() if n.runtime})
+                return {i: decide(n, None, no_recreate=no_recreate) for i, n in graph.nodes.items()}, {}
+            return await engine.plan(graph, unavailable)
+
+    actions, observed = _run(go)
+    if as_json:
+        click.echo(render.to_json(render.plan_json(graph, actions, observed, unavailable)))
+    else:
+        out.print(render.plan_view(graph, actions, observed, unavailable), soft_wrap=False)  # wrap, never crop
+
+
+# --- up / down / status --------------------------------------------------------------------------

@@ -66,6 +66,11 @@ def main() -> None:
         times = anyio.run(measure, folder, state, args.calls, backend=args.backend)
     ms = [t * 1000 for t in times]
     result = {"calls": len(ms), "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
+    result["target_ms"] = 50.0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchlib as bl
+
+    bl.write_result("mcp", {**result, "backend": args.backend, "machine": bl.machine()})
     if args.json:
         print(json.dumps(result))
     else:

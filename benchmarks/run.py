@@ -86,6 +86,7 @@ def render(meta: dict[str, Any], sched: dict[str, Any] | None, comp: dict[str, A
         w("## b00t-graph vs docker-compose\n\nNot run (no Docker engine or docker-compose on this machine, "
           "or `--skip-compose`).\n")
     _render_experiments(w)
+    _render_clients(w, targets)
     if sched:
         _render_scheduler(sched, w, targets)
     if dur is not None:
@@ -547,6 +548,32 @@ def _render_experiments(w: Any) -> None:
 # --- main ----------------------------------------------------------------------------------------
 
 
+def _render_clients(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
+    """Agents and test suites as clients: services for a pytest session, and ensure() through the MCP server."""
+    py = bl.read_result("pytest")
+    if py:
+        from bench_pytest import table
+
+        w("## Services for a pytest session: b00t-graph's plugin vs testcontainers and pytest-docker\n")
+        w(f"Five containers (a database-like HTTP service that boots in 1 s, two services depending on it, two "
+          f"independent ones), brought up for a two-test session by each tool as its documentation shows; "
+          f"medians of {py['runs']} alternating runs, seconds from starting `pytest`. testcontainers runs with "
+          "`TESTCONTAINERS_RYUK_DISABLED=true` (its reaper image cannot be pulled here); pytest-docker drives "
+          f"docker-compose 1.29 (`up -d`, health checks at {py['compose_interval']}, then "
+          "`wait_until_responsive` per service). Each tool tears its containers down at the end of the session.\n")
+        w(table(py) + "\n")
+        tc = py["tools"]["testcontainers"]["ratio_b00t"]["first_test"]
+        targets.append(("pytest session: first test ≤ 0.5× testcontainers", f"{tc:.2f}×", tc <= 0.5,
+                        "" if tc <= 0.5 else "see the table: the containers' own start cost dominates"))
+    mcp = bl.read_result("mcp")
+    if mcp:
+        w("## `ensure` through the MCP server\n")
+        w(f"A running three-node process graph, the SDK's stdio client, {mcp['calls']} calls: median "
+          f"**{mcp['median_ms']:.1f} ms** (min {mcp['min_ms']:.1f}, max {mcp['max_ms']:.1f}).\n")
+        targets.append(("MCP `ensure` of a running graph ≤ 50 ms per call", f"{mcp['median_ms']:.1f} ms",
+                        mcp["median_ms"] <= 50, ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and compose runs (a smoke run)")
@@ -554,6 +581,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=None, help="scheduler benchmark: repeats (default 5)")
     ap.add_argument("--skip-compose", action="store_true")
     ap.add_argument("--skip-scheduler", action="store_true")
+    ap.add_argument("--skip-clients", action="store_true", help="skip the pytest-session and MCP benchmarks")
     ap.add_argument("--report", action="store_true", help="only rewrite RESULTS.md from the saved results")
     ap.add_argument("--experiments", action="store_true",
                     help="only run the sensitivity experiments (one setting changed each; ~15 min), then the report")
@@ -576,6 +604,10 @@ def main() -> int:
                 rc |= _run("bench_compose.py", common + (["--runs", str(args.runs)] if args.runs else []))
             else:
                 print("no Docker engine or docker-compose: skipping bench_compose.py", file=sys.stderr)
+        if not args.skip_clients:
+            rc |= _run("bench_mcp.py", ["--calls", "10" if args.quick else "30"])
+            if _docker_ok():
+                rc |= _run("bench_pytest.py", ["--runs", "2" if args.quick else str(args.runs or 5)])
         meta = {"duration_s": time.perf_counter() - started, "quick": args.quick, "machine": bl.machine(),
                 "skipped": [k for k, v in (("compose", args.skip_compose), ("scheduler", args.skip_scheduler)) if v]}
         if args.skip_compose or args.skip_scheduler:

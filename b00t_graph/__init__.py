@@ -28,6 +28,7 @@ from .errors import NodeExited as NodeExited
 from .errors import ReadinessTimeout as ReadinessTimeout
 from .errors import RuntimeUnavailable as RuntimeUnavailable
 from .errors import StartError as StartError
+from .errors import StateDirError as StateDirError
 from .errors import UpFailed as UpFailed
 from .graph import Graph as Graph
 from .graph import Node as Node
@@ -36,6 +37,7 @@ from .runtimes import Runtime as Runtime
 __all__ = [
     "B00tGraphError", "ConflictError", "CycleError", "DatumError", "Engine", "EnvError", "Graph",
     "GraphError", "InputError", "MissingDependencyError", "Node", "NodeError", "NodeExited",
-    "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "UpFailed",
+    "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "StateDirError",
+    "UpFailed",
     "down_graph", "ensure", "load_graph", "running", "up_graph",
 ]

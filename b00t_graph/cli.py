@@ -24,7 +24,7 @@ import attrs
 import click
 from rich.console import Console
 
-from . import render
+from . import render, textsafe
 from .engine import Engine, RunResult
 from .errors import (
     EXIT_INPUT,
@@ -34,10 +34,11 @@ from .errors import (
     CycleError,
     MissingDependencyError,
     Problem,
+    StateDirError,
 )
 from .graph import Graph
 from .loader import Catalog, datum_dirs, load_catalog
-from .locks import default_state_dir
+from .locks import default_state_dir, state_dir_problem
 from .progress import make_reporter
 
 T = TypeVar("T")
@@ -55,11 +56,47 @@ def _backend() -> str:
     return os.environ.get("B00T_BACKEND", "asyncio")
 
 
+def _say(text: str) -> None:
+    """One message on stderr; control characters from datum content made visible (see ``textsafe``)."""
+    click.echo(textsafe.escape_lines(text), err=True)
+
+
 def _fail(exc: B00tGraphError) -> NoReturn:
     if _debug():
         traceback.print_exception(exc)
-    click.echo(f"error: {exc}", err=True)
+    _say(f"error: {exc}")
     sys.exit(exc.exit_code)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    todo: list[BaseException] = [group]
+    while todo:
+        exc = todo.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            todo.extend(reversed(exc.exceptions))
+        else:
+            out.append(exc)
+    return out
+
+
+def _fail_unexpected(exc: BaseException) -> NoReturn:
+    """Whatever is not one of our errors is a bug: one line, the traceback only with ``B00T_DEBUG=1``."""
+    leaves = _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        _say("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    ours = [e for e in leaves if isinstance(e, B00tGraphError)]
+    if _debug():
+        traceback.print_exception(exc)
+    if len(ours) == len(leaves):  # several failures of ours at once (tasks of one group): each once
+        for msg in dict.fromkeys(str(e) for e in ours):
+            _say(f"error: {msg}")
+        sys.exit(EXIT_INPUT if all(e.exit_code == EXIT_INPUT for e in ours) else EXIT_RUNTIME)
+    bug = next(e for e in leaves if not isinstance(e, B00tGraphError))
+    _say(f"error: internal error: {type(bug).__name__}: {textsafe.clip(str(bug))} "
+         "(a bug in b00t-graph; B00T_DEBUG=1 shows the traceback)")
+    sys.exit(EXIT_RUNTIME)
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -69,8 +106,35 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
     except B00tGraphError as exc:
         _fail(exc)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        _say("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _state(state_dir: Path | None) -> Path:
+    """The state directory to use, refused up front (exit 2) when it cannot be one."""
+    path = state_dir if state_dir is not None else default_state_dir()
+    why = state_dir_problem(path)
+    if why is not None:
+        origin = "--state-dir" if state_dir is not None else (
+            "$B00T_GRAPH_STATE_DIR" if os.environ.get("B00T_GRAPH_STATE_DIR") else "default state dir")
+        raise StateDirError(f"bad option {origin} {path}: {why}")
+    return path
+
+
+class _Group(click.Group):
+    """The command group; no exception reaches the user as a traceback, whatever a command raised."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except B00tGraphError as exc:
+            _fail(exc)
+        except Exception as exc:  # the one place every other error is turned into a line
+            _fail_unexpected(exc)
+        except BaseExceptionGroup as exc:  # a KeyboardInterrupt among task failures
+            _fail_unexpected(exc)
 
 
 async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool]:
@@ -142,7 +206,7 @@ def _graph(datums: Sequence[str], targets: Sequence[str]) -> Graph:
     return graph
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="b00t-graph")
 def main() -> None:
     """Start services from b00t datums, each the moment its own dependencies are ready.
@@ -180,7 +244,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=state_dir or default_state_dir(), no_recreate=no_recreate) as engine:
+        async with Engine(state_dir=_state(state_dir), no_recreate=no_recreate) as engine:
             if offline:
                 from .runtimes import decide
 
@@ -215,7 +279,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
-        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
+        async with Engine(reporter=reporter, state_dir=_state(state_dir),
                           no_recreate=no_recreate, fail_fast=fail_fast) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
@@ -254,7 +318,7 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> RunResult:
-        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+        async with Engine(reporter=reporter, state_dir=_state(state_dir)) as engine:
             with reporter:
                 return await engine.down(graph, remove_volumes=volumes)
 
@@ -278,7 +342,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=state_dir or default_state_dir()) as engine:
+        async with Engine(state_dir=_state(state_dir)) as engine:
             return await engine.plan(graph, unavailable)
 
     actions, observed = _run(go)

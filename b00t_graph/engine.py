@@ -130,15 +130,18 @@ class Engine:
             if node.runtime is not None:
                 groups.setdefault(node.runtime, []).append(node)
         out: dict[str, Observed] = {}
+        failures: list[B00tGraphError] = []
 
         async def one(kind: str, nodes: list[Node]) -> None:
             try:
                 rt = self.runtimes.for_type(kind)
                 if rt is not None:
                     out.update(await rt.observe(nodes))
-            except RuntimeUnavailable as exc:
-                if unavailable is None:
-                    raise
+            except B00tGraphError as exc:
+                if unavailable is None or not isinstance(exc, RuntimeUnavailable):
+                    # kept, and raised bare below: the caller never sees an exception group
+                    failures.append(exc)
+                    return
                 unavailable[kind] = str(exc)
 
         if len(groups) == 1:
@@ -148,6 +151,8 @@ class Engine:
             async with anyio.create_task_group() as tg:
                 for kind, nodes in groups.items():
                     tg.start_soon(one, kind, nodes)
+        if failures:
+            raise failures[0]
         return out
 
     async def plan(self, graph: Graph, unavailable: dict[str, str] | None = None

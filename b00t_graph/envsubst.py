@@ -89,8 +89,8 @@ def _expand(whole: str, body: str, get: Lookup, collect: list[str] | None, depth
     rest = body[m.end():] if m else body
     op = next((o for o in _OPS if rest.startswith(o)), None)
     if m is None or (rest and op is None):
-        raise SubstitutionError(clip(whole), f"malformed reference {clip(whole)!r} (write ${{NAME}}, ${{NAME:-default}} "
-                                "or ${NAME:?message})")
+        raise SubstitutionError(clip(whole), f"malformed reference {clip(whole)!r} (write ${{NAME}}, "
+                                "${NAME:-default} or ${NAME:?message})")
     var = m.group(0)
     if collect is not None:
         collect.append(var)

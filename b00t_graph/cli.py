@@ -24,7 +24,7 @@ import attrs
 import click
 from rich.console import Console
 
-from . import render, textsafe
+from . import render, safety, textsafe
 from .engine import Engine, RunResult
 from .errors import (
     EXIT_INPUT,
@@ -32,6 +32,7 @@ from .errors import (
     EXIT_RUNTIME,
     B00tGraphError,
     CycleError,
+    InputError,
     MissingDependencyError,
     Problem,
     StateDirError,
@@ -173,7 +174,7 @@ def _interrupted(targets: Sequence[str], datums: Sequence[str], state_dir: Path 
         argv += ["-d", d]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
-    click.echo(f"interrupted: what was started is recorded; `{shlex.join(argv)}` removes it", err=True)
+    _say(f"interrupted: what was started is recorded; `{shlex.join(argv)}` removes it")
     sys.exit(EXIT_INTERRUPTED)
 
 
@@ -202,7 +203,7 @@ def _graph(datums: Sequence[str], targets: Sequence[str]) -> Graph:
         used = {n.spec.path for n in graph.nodes.values()}
         for problem in cat.problems:
             if problem.path not in used:
-                click.echo(f"warning: {problem} (not needed here)", err=True)
+                _say(f"warning: {problem} (not needed here)")
     return graph
 
 
@@ -272,10 +273,13 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @click.option("--timings-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write per-node timings and the critical path to this file.")
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
+@click.option("--deny-privileged", is_flag=True, help="Refuse (exit 2) if a node runs privileged (see `plan`).")
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool) -> None:
+       fail_fast: bool, timings_json: Path | None, print_env: bool, deny_privileged: bool) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
     graph = _graph(datums, targets)
+    if deny_privileged:
+        _deny_privileged(graph)
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
@@ -296,13 +300,20 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         for t in graph.targets:
             env.update(graph.env_of(t))
         for k, v in sorted(env.items()):
-            click.echo(f"{k}={v}")
+            click.echo(textsafe.escape(f"{k}={v}"))
     if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
         _interrupted(targets, datums, state_dir)
     if res.failures or res.skipped:
-        click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
-                   + render.failures_text(res), err=True)
+        _say(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n" + render.failures_text(res))
         sys.exit(EXIT_RUNTIME)
+
+
+def _deny_privileged(graph: Graph) -> None:
+    """``up --deny-privileged``: refuse, before anything starts, a graph with a privileged node."""
+    found = safety.privileged_nodes(graph)
+    if found:
+        which = ", ".join(f"{ident} ({'; '.join(c.what for c in concerns)})" for ident, concerns in found.items())
+        raise InputError(f"--deny-privileged: refusing {len(found)} privileged node(s): {which}")
 
 
 @main.command()
@@ -325,9 +336,10 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     res = _run(go)
     if not quiet:
         stopped = [i for i, t in res.timings.items() if t.status == "stopped"]
-        err.print(f"stopped {len(stopped)} node(s) in {res.wall:.2f}s" + (f": {', '.join(stopped)}" if stopped else ""))
+        err.print(textsafe.escape(f"stopped {len(stopped)} node(s) in {res.wall:.2f}s"
+                                  + (f": {', '.join(stopped)}" if stopped else "")), markup=False)
     if res.failures:
-        click.echo("error: " + render.failures_text(res), err=True)
+        _say("error: " + render.failures_text(res))
         sys.exit(EXIT_RUNTIME)
 
 
@@ -354,7 +366,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
         out.print(render.status_view(graph, observed, actions, unavailable))
     if unavailable:
         for why in unavailable.values():
-            click.echo(f"error: {why}", err=True)
+            _say(f"error: {why}")
         sys.exit(EXIT_RUNTIME)
 
 
@@ -371,6 +383,8 @@ class _Check:
     broken: dict[str, list[str]] = attrs.field(factory=dict)
     #: identity → why it loads but cannot be planned (a dependency is broken)
     blocked: dict[str, str] = attrs.field(factory=dict)
+    #: what planned datums may do to the host (privileged, a cwd outside their folder): notes, not errors
+    safety: list[Problem] = attrs.field(factory=list)
 
 
 def _check(cat: Catalog) -> _Check:
@@ -397,7 +411,7 @@ def _check(cat: Catalog) -> _Check:
     path_of = {ident: d.path for ident, d in cat.datums.items()}
     for ident in sorted(cat.datums):
         try:
-            compile_graph(cat, [ident])
+            res.safety += safety.notes(compile_graph(cat, [ident]).nodes[ident])
         except B00tGraphError as exc:
             # One line per problem, each once: a broken dependency or a loop is met from every datum near it.
             own = False
@@ -449,18 +463,20 @@ def validate(dirs: tuple[str, ...], datums: tuple[str, ...], strict: bool, verbo
     res = _check(cat)
     if verbose:
         for note in cat.notes:
-            click.echo(f"note: {note}")
+            click.echo(textsafe.escape(f"note: {note}"))
     else:
         for line in _grouped_notes(cat.notes):
-            click.echo(line)
+            click.echo(textsafe.escape(line))
+    for note in res.safety:
+        click.echo(textsafe.escape(f"note: {note}"))
     bad = len(res.broken)
     ok = len(cat.files) - bad - len(res.blocked)
     summary = f"{ok} datum(s) ok, {bad} with problems"
     if res.blocked:
         summary += f", {len(res.blocked)} blocked by a dependency's problems"
-    click.echo(summary + ", in " + ", ".join(str(s.path) for s in cat.sources))
+    click.echo(textsafe.escape(summary + ", in " + ", ".join(str(s.path) for s in cat.sources)))
     for p in res.errors:
-        click.echo(f"error: {p}", err=True)
+        _say(f"error: {p}")
     if res.errors or (strict and cat.notes):
         sys.exit(EXIT_INPUT)
 
@@ -491,14 +507,13 @@ def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
         table.add_column(col, overflow="fold")  # a path cut short with "…" is useless
     for r in rows:
         runs = str(r["runtime"] or "-") + ("" if r["state"] == "ok" else f" ({r['state']})")
-        table.add_row(str(r["type"]), str(r["id"]), runs, str(r["origin"]), str(r["path"]))
+        table.add_row(*(textsafe.escape(str(x)) for x in (r["type"], r["id"], runs, r["origin"], r["path"])))
     out.print(table)
     for s in cat.sources:
         if not s.path.is_dir():  # a stale $_B00T_Path entry must not look like an empty folder
-            click.echo(f"warning: {s.path}: datum folder not found (from {s.origin})", err=True)
+            _say(f"warning: {s.path}: datum folder not found (from {s.origin})")
     if broken:
-        click.echo(f"{len(broken)} datum(s) with problems: {', '.join(broken)} "
-                   "(`b00t-graph validate` says why)", err=True)
+        _say(f"{len(broken)} datum(s) with problems: {', '.join(broken)} (`b00t-graph validate` says why)")
 
 
 def _ident_or_file(path: str) -> str:

@@ -16,10 +16,18 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .errors import B00tGraphError, ConflictError, NodeError, RuntimeUnavailable, StartError, StopError
+from .errors import (
+    B00tGraphError,
+    ConflictError,
+    NodeError,
+    RuntimeUnavailable,
+    StartError,
+    StateDirError,
+    StopError,
+)
 from .events import Logged, Reporter, Silent
 from .graph import Graph, Node
-from .locks import node_lock
+from .locks import node_lock, state_dir_problem
 from .runtimes import ABSENT, Action, Observed, Runtime, RuntimeSet, State, decide
 from .scheduler import Hop, Scheduler, chain_heights, critical_path
 
@@ -105,6 +113,12 @@ class Engine:
     async def aclose(self) -> None:
         await self.runtimes.aclose()
 
+    def _check_state_dir(self) -> None:
+        """Refuse an unusable state dir before any work: a lock failing later would leave made things behind."""
+        why = None if self.state_dir is None else state_dir_problem(self.state_dir)
+        if why is not None:
+            raise StateDirError(f"state dir {self.state_dir}: {why}")
+
     async def __aenter__(self) -> Engine:
         return self
 
@@ -166,6 +180,7 @@ class Engine:
 
     async def up(self, graph: Graph) -> RunResult:
         """Bring every node of ``graph`` up; never raises for node failures (see ``RunResult``)."""
+        self._check_state_dir()
         t0 = anyio.current_time()
         actions, observed = await self.plan(graph)
         res = RunResult(graph=graph, timings={i: NodeTiming(i, a) for i, a in actions.items()})
@@ -294,6 +309,7 @@ class Engine:
 
         ``only`` limits stopping to those nodes (the others keep running), still in dependency order.
         """
+        self._check_state_dir()
         t0 = anyio.current_time()
         observed = await self.observe(graph)
         res = RunResult(graph=graph, timings={i: NodeTiming(i, Action.NONE) for i in graph.nodes})

@@ -86,6 +86,19 @@ async def test_node_lock_under_a_file_is_a_state_dir_error(tmp_path: Path) -> No
             pass
 
 
+@pytest.mark.anyio
+async def test_engine_refuses_a_bad_state_dir_before_any_work(sleeper: Path, tmp_path: Path) -> None:
+    """ensure()/up_graph() callers too: nothing is started, or made ahead, with a state dir that cannot lock."""
+    from b00t_graph import down_graph, load_graph, up_graph
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    graph = load_graph(["sleeper"], sleeper)
+    for call in (up_graph, down_graph):
+        with pytest.raises(StateDirError, match="is not a directory"):
+            await call(graph, state_dir=afile / "x")
+
+
 # --- no engine, mixed graph: one line, exit 1 --------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["up", "down"])

@@ -23,6 +23,8 @@ import re
 _WS = " \t\r\n"
 _PLAIN = re.compile(r"[^ \t\r\n'\"\\]+")
 _IN_DOUBLE = re.compile(r'[^"\\]+')
+#: a run of backslash-escaped characters outside quotes (``a\ b\ c``): every second character is kept
+_ESCAPED = re.compile(r"(?:\\[\s\S])+")
 
 
 def split(text: str) -> list[str]:
@@ -67,10 +69,11 @@ def split(text: str) -> list[str]:
                     parts.append(nxt)
                     i += 2
             elif ch == "\\":
-                if i + 1 >= n:
+                m = _ESCAPED.match(text, i)
+                if m is None:  # a backslash at the very end
                     raise ValueError("No escaped character")
-                parts.append(text[i + 1])
-                i += 2
+                parts.append(m.group()[1::2])
+                i = m.end()
             else:
                 m = _PLAIN.match(text, i)
                 assert m is not None  # ch is none of the characters the pattern excludes

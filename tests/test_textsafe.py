@@ -76,7 +76,11 @@ def test_split_errors_are_shlex_errors(text: str, message: str) -> None:
     lambda n: "c\\ " * (n // 3),
 ], ids=["word", "double-quoted", "escapes"])
 def test_split_is_linear(make: object) -> None:
-    """2 MB in well under a second (shlex.split: ~39 s for 2 MB); twice the input, at most ~4× the time."""
+    """2 MB in a fraction of a second (shlex.split: ~39 s for 2 MB, minutes on a loaded machine).
+
+    Four times the input takes about four times as long (quadratic would be sixteen); the bounds are loose
+    so a busy CI machine does not fail it, and still far below what shlex needs.
+    """
     assert callable(make)
     small, big = make(500_000), make(2_000_000)
     t0 = time.perf_counter()
@@ -85,8 +89,8 @@ def test_split_is_linear(make: object) -> None:
     t0 = time.perf_counter()
     split(big)
     t_big = time.perf_counter() - t0
-    assert t_big < 3.0
-    assert t_big < 16 * t_small + 0.2  # quadratic would be ×16 for ×4 the input, and it starts far higher
+    assert t_big < 10.0
+    assert t_big < 10 * t_small + 0.5
 
 
 def test_escape_makes_controls_visible() -> None:

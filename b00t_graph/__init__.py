@@ -33,6 +33,7 @@ from .errors import PresenceError as PresenceError
 from .errors import ReadinessTimeout as ReadinessTimeout
 from .errors import RuntimeUnavailable as RuntimeUnavailable
 from .errors import StartError as StartError
+from .errors import StateDirError as StateDirError
 from .errors import UpFailed as UpFailed
 from .graph import Graph as Graph
 from .graph import Node as Node
@@ -44,6 +45,7 @@ __all__ = [
     "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
     "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
     "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
-    "RuntimeUnavailable", "StartError", "UpFailed", "down_graph", "ensure", "load_graph", "mcp_servers", "running",
+    "RuntimeUnavailable", "StartError", "StateDirError", "UpFailed", "down_graph", "ensure", "load_graph",
+    "mcp_servers", "running",
     "up_graph",
 ]

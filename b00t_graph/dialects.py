@@ -18,13 +18,13 @@ but not acted on; ``validate`` notes and the README come from it.
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
+from . import textsafe
 from .errors import Problem
 from .model import Build, McpLaunch, Need, Presence
 
@@ -167,7 +167,7 @@ def argv_of(text: str) -> tuple[str, ...]:
     """A command string as argv: split like a shell, or ``sh -c`` when it needs one. Raises ValueError."""
     if needs_shell(text):
         return ("sh", "-c", text)
-    return tuple(shlex.split(text))
+    return tuple(textsafe.split(text))
 
 
 def duration_ms(value: Any) -> int | None:
@@ -279,7 +279,7 @@ class _Reader:
         try:
             return argv_of(text)
         except ValueError as exc:  # an unbalanced quote
-            self.problem(key, f"cannot split into arguments: {exc} (in {text!r})")
+            self.problem(key, f"cannot split into arguments: {exc} (in {textsafe.clip(repr(text))})")
             return ()
 
     def leftover(self, table: dict[str, Any], used: set[str], key: str, why: str) -> None:

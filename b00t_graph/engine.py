@@ -16,10 +16,18 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .errors import B00tGraphError, ConflictError, NodeError, RuntimeUnavailable, StartError, StopError
+from .errors import (
+    B00tGraphError,
+    ConflictError,
+    NodeError,
+    RuntimeUnavailable,
+    StartError,
+    StateDirError,
+    StopError,
+)
 from .events import Logged, Reporter, Silent
 from .graph import Graph, Node
-from .locks import node_lock
+from .locks import node_lock, state_dir_problem
 from .runtimes import ABSENT, Action, Observed, Runtime, RuntimeSet, State, decide
 from .scheduler import Hop, Scheduler, chain_heights, critical_path
 
@@ -110,6 +118,12 @@ class Engine:
     async def aclose(self) -> None:
         await self.runtimes.aclose()
 
+    def _check_state_dir(self) -> None:
+        """Refuse an unusable state dir before any work: a lock failing later would leave made things behind."""
+        why = None if self.state_dir is None else state_dir_problem(self.state_dir)
+        if why is not None:
+            raise StateDirError(f"state dir {self.state_dir}: {why}")
+
     async def __aenter__(self) -> Engine:
         return self
 
@@ -135,15 +149,18 @@ class Engine:
             if node.runtime is not None:
                 groups.setdefault(node.runtime, []).append(node)
         out: dict[str, Observed] = {}
+        failures: list[B00tGraphError] = []
 
         async def one(kind: str, nodes: list[Node]) -> None:
             try:
                 rt = self.runtimes.for_type(kind)
                 if rt is not None:
                     out.update(await rt.observe(nodes))
-            except RuntimeUnavailable as exc:
-                if unavailable is None:
-                    raise
+            except B00tGraphError as exc:
+                if unavailable is None or not isinstance(exc, RuntimeUnavailable):
+                    # kept, and raised bare below: the caller never sees an exception group
+                    failures.append(exc)
+                    return
                 unavailable[kind] = str(exc)
 
         if len(groups) == 1:
@@ -153,6 +170,8 @@ class Engine:
             async with anyio.create_task_group() as tg:
                 for kind, nodes in groups.items():
                     tg.start_soon(one, kind, nodes)
+        if failures:
+            raise failures[0]
         return out
 
     async def plan(self, graph: Graph, unavailable: dict[str, str] | None = None
@@ -166,6 +185,7 @@ class Engine:
 
     async def up(self, graph: Graph) -> RunResult:
         """Bring every node of ``graph`` up; never raises for node failures (see ``RunResult``)."""
+        self._check_state_dir()
         t0 = anyio.current_time()
         actions, observed = await self.plan(graph)
         res = RunResult(graph=graph, timings={i: NodeTiming(i, a) for i, a in actions.items()})
@@ -316,6 +336,7 @@ class Engine:
 
         ``only`` limits stopping to those nodes (the others keep running), still in dependency order.
         """
+        self._check_state_dir()
         t0 = anyio.current_time()
         observed = await self.observe(graph)
         res = RunResult(graph=graph, timings={i: NodeTiming(i, Action.NONE) for i in graph.nodes})

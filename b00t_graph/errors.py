@@ -69,6 +69,11 @@ class EnvError(DatumError):
     """A ``${VAR}`` reference cannot be resolved, found before anything starts."""
 
 
+class StateDirError(InputError):
+    """The state directory (``--state-dir``, ``$B00T_GRAPH_STATE_DIR``) cannot be used: it lies under a
+    file or is not writable. Point it at a folder you can write to."""
+
+
 class GraphError(InputError):
     """The datums do not form a valid graph for the requested targets."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shlex
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,9 +21,15 @@ import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception, transform_error
 
-from . import dialects
+from . import dialects, textsafe
 from .errors import AmbiguousTargetError, DatumError, MissingDependencyError, Problem
 from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
+
+#: A datum file larger than this is refused unread: real ones are a few kilobytes.
+MAX_FILE_BYTES = 1_000_000
+#: Arrays and tables nested deeper than this are refused (real datums nest about five deep; far deeper
+#: nesting would exhaust Python's recursion in the TOML parser and in whatever walks the document).
+MAX_DEPTH = 64
 
 PACKAGED_DATUMS = Path(__file__).resolve().parent / "datums"
 if not PACKAGED_DATUMS.is_dir():  # editable install: the folder sits beside the package
@@ -229,20 +234,103 @@ def load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem]]:
 def _load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem], str | None]:
     p = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # never more: a huge file is refused unread
     except OSError as exc:
         return None, [Problem(p, "", f"cannot read: {exc.strerror}")], [], None
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [Problem(p, "", f"larger than {MAX_FILE_BYTES:,} bytes, the limit for a datum file "
+                                     "(real datums are a few kilobytes)")], [], None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [Problem(p, "", f"not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8")], [], None
+    bom: list[Problem] = []
+    if text.startswith("\ufeff"):  # some Windows editors write one; TOML does not allow it
+        text = text[1:]
+        bom.append(Problem(p, "", "starts with a UTF-8 byte-order mark (BOM); read without it"))
     if not text.strip():
-        return None, [Problem(p, "", "empty file; a datum needs a [b00t] table with name and type")], [], None
+        return None, [Problem(p, "", "empty file; a datum needs a [b00t] table with name and type")], bom, None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return None, [_toml_problem(p, text, exc)], [], None
-    return _structure(doc, p)
+        return None, [_toml_problem(p, text, exc)], bom, None
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack
+        return None, [_too_deep(p, _deep_key_in_text(text))], bom, None
+    deep = _deep_key(doc)
+    if deep is not None:
+        return None, [_too_deep(p, deep)], bom, None
+    datum, problems, notes, declared = _structure(doc, p)
+    return datum, problems, bom + notes, declared
+
+
+def _too_deep(path: str, key: str) -> Problem:
+    return Problem(path, key, f"arrays or tables nested more than {MAX_DEPTH} levels deep; "
+                              "a datum needs only a few levels")
+
+
+def _key_path(parts: Sequence[str]) -> str:
+    shown = ".".join(parts[:6])
+    return shown + (".…" if len(parts) > 6 else "")
+
+
+def _deep_key(doc: dict[str, Any]) -> str | None:
+    """The key under which ``doc`` nests deeper than :data:`MAX_DEPTH`, or ``None``; iterative, any depth."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(doc, 0, ())]
+    while stack:
+        value, depth, keys = stack.pop()
+        if depth > MAX_DEPTH:
+            return _key_path(keys)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, (*keys, str(k))) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, keys) for v in value)
+    return None
+
+
+def _deep_key_in_text(text: str) -> str:
+    """Where the text nests too deep, when the parser itself gave up: the table and key of that value.
+
+    A rough scan (strings and comments skipped, brackets counted); only a message depends on it.
+    """
+    table, key, depth, quote, i = "", "", 0, "", 0
+    line_start = True
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "\n":
+            line_start = True
+            i += 1
+            continue
+        elif ch == "[" and depth == 0 and line_start:
+            end = text.find("\n", i)
+            head = _HEADER.match(text[i:end if end >= 0 else len(text)])
+            table = ".".join(p.strip().strip("'\"") for p in head.group(1).split(".")) if head else table
+            i = end if end >= 0 else len(text)
+            continue
+        elif ch == "=" and depth == 0:
+            line = text[text.rfind("\n", 0, i) + 1:i]
+            key = ".".join(p.strip().strip("'\"") for p in line.split("."))
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                break
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        if not ch.isspace():
+            line_start = False
+        i += 1
+    return ".".join(x for x in (table, key) if x)
 
 
 _AT_LINE = re.compile(r"\(at line (\d+), column \d+\)")
@@ -343,9 +431,10 @@ def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Probl
     # Shell-style strings are accepted where an argv is expected.
     def split(text: str, key: str) -> list[str]:
         try:
-            return shlex.split(text)
+            return textsafe.split(text)
         except ValueError as exc:  # an unbalanced quote
-            problems.append(Problem(path, key, f"cannot split into arguments: {exc} (in {text!r})"))
+            problems.append(Problem(path, key, f"cannot split into arguments: {exc} "
+                                               f"(in {textsafe.clip(repr(text))})"))
             return []
 
     for key in ("command", "args", "docker_args"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from .errors import LockTimeout
+from .errors import LockTimeout, StateDirError
 
 LOCK_TIMEOUT = 600.0
 
@@ -27,6 +27,27 @@ def default_state_dir() -> Path:
         return Path(os.environ["B00T_GRAPH_STATE_DIR"]).expanduser()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "b00t-graph"
+
+
+def state_dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the state directory (under a file, not writable), or ``None`` if it can.
+
+    Checked before anything starts, so a bad ``--state-dir`` is a bad option, not a failure halfway.
+    Nothing is created here.
+    """
+    for p in (path, *path.parents):
+        try:
+            exists = p.exists()
+        except OSError as exc:  # e.g. a component that is not searchable
+            return f"cannot look at {p}: {exc.strerror}"
+        if not exists:
+            continue
+        if not p.is_dir():
+            return f"{p} is not a directory"
+        if not os.access(p, os.W_OK | os.X_OK):
+            return f"{p} is not writable" if p == path else f"cannot create it: {p} is not writable"
+        return None
+    return None
 
 
 def safe_name(ident: str) -> str:
@@ -40,8 +61,12 @@ async def node_lock(state_dir: Path | None, ident: str, timeout: float = LOCK_TI
         yield
         return
     lock_dir = state_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{safe_name(ident)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_dir / f"{safe_name(ident)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateDirError(f"state dir {state_dir}: cannot create {lock_dir}: "
+                            f"{state_dir_problem(state_dir) or exc.strerror}") from None
     try:
         delay = 0.005
         deadline = anyio.current_time() + timeout

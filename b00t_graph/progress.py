@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .graph import Graph
+from .textsafe import escape
 
 _STYLE = {"ready": "green", "running": "green", "failed": "red", "skipped": "yellow", "cancelled": "yellow",
           "starting": "cyan", "probing": "cyan", "pulling": "blue", "preparing": "blue", "stopping": "cyan",
@@ -37,7 +38,8 @@ class ProgressReporter:
         table.add_column("at", justify="right")
         table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=70)
         for ident, (phase, detail, at) in self.state.items():
-            table.add_row(ident, Text(phase, style=_STYLE.get(phase, "dim")), f"{at:.2f}s" if at else "", detail)
+            table.add_row(escape(ident), Text(phase, style=_STYLE.get(phase, "dim")), f"{at:.2f}s" if at else "",
+                          escape(detail))
         return table
 
     def event(self, node: str, phase: str, detail: str = "") -> None:
@@ -49,7 +51,7 @@ class ProgressReporter:
             self._live.update(self._table())
         else:
             line = f"{at:7.2f}s {node} {phase}" + (f": {detail}" if detail else "")
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(escape(line), markup=False, highlight=False)
 
     def __enter__(self) -> ProgressReporter:
         self.t0 = time.monotonic()

@@ -1,6 +1,8 @@
 """Turning graphs, plans and run results into text: rich for people, JSON/DOT/Mermaid for machines.
 
-Pure functions of data; the CLI chooses where the output goes.
+Pure functions of data; the CLI chooses where the output goes. Every text that comes from a datum
+(names, commands, env values, hints, runtime details) goes through :func:`textsafe.escape`, so an escape
+sequence in a datum is shown, never obeyed by the terminal. JSON needs no help: it escapes them itself.
 """
 
 from __future__ import annotations
@@ -15,17 +17,24 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from . import safety
 from .capabilities import Choice
 from .engine import RunResult
 from .errors import B00tGraphError
 from .graph import Graph, Node
 from .runtimes import Action, Observed, State
+from .textsafe import escape
 
 _ACTION_STYLE = {
     Action.NONE: "green", Action.CREATE: "yellow", Action.START: "yellow", Action.RECREATE: "magenta",
     Action.KEEP: "cyan", Action.CONFLICT: "red", Action.GROUP: "dim", Action.PASSIVE: "dim",
     Action.CHECK: "blue", Action.PROBE: "blue",
 }
+
+
+def _t(text: str, style: str = "") -> Text:
+    """Rich text from datum content, control characters made visible."""
+    return Text(escape(text), style=style)
 
 
 def runtime_of(node: Node) -> str:
@@ -97,9 +106,11 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
 
     def label(node: Node) -> Text:
         t = Text()
-        t.append(node.id, style="bold")
+        t.append(escape(node.id), style="bold")
         t.append(f"  [{runtime_of(node)}]", style="cyan")
         t.append(f"  #{order[node.id]}", style="dim")
+        if safety.privileged(node):
+            t.append("  privileged", style="bold red")
         return t
 
     def add(tree: Tree, ident: str) -> None:
@@ -110,21 +121,28 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             return
         shown.add(ident)
         if what(node):
-            branch.add(Text(what(node)))
-        branch.add(Text("ready: " + readiness(node)))
+            branch.add(_t(what(node)))
+        concerns = safety.privileged(node)
+        if concerns:
+            branch.add(_t("privileged: " + "; ".join(c.what for c in concerns), style="red"))
+        where = safety.cwd(node)
+        if where is not None:
+            outside = "  (outside the datum's folder)" if safety.cwd_outside(node) else ""
+            branch.add(_t("cwd: " + where) + Text(outside, style="yellow"))
+        branch.add(_t("ready: " + readiness(node)))
         for c in node.choices:
-            branch.add(Text("needs " + choice_text(c)))
+            branch.add(_t("needs " + choice_text(c)))
         state = _obs_text(observed.get(ident), unavailable.get(node.runtime or "")) if node.runtime else ""
         if state:
-            branch.add(Text("now: " + state))
+            branch.add(_t("now: " + state))
         if node.spec.hint:
-            branch.add(Text("hint: " + node.spec.hint, style="italic"))
+            branch.add(_t("hint: " + node.spec.hint, style="italic"))
         if node.env:
             env = branch.add(Text("env", style="dim"))
             for k, v in sorted(node.env.items()):
                 src = "" if k in node.exports else (
                     f"  (from {node.from_stack[k]})" if k in node.from_stack else "  (from a dependency)")
-                env.add(Text(f"{k}={v}") + Text(src, style="dim"))
+                env.add(_t(f"{k}={v}") + Text(src, style="dim"))
         for dep in node.deps:
             add(branch, dep)
             if dep in node.soft:
@@ -145,17 +163,17 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
         if act is Action.CREATE and not why.startswith("unknown"):
             why = "nothing exists yet"
         after = ", ".join(f"#{order[d]}" for d in node.deps)
-        table.add_row(str(order[ident]), ident, Text(act.value, style=_ACTION_STYLE[act]),
-                      why + (f"; after {after}" if after and why else after and f"after {after}"))
+        table.add_row(str(order[ident]), escape(ident), Text(act.value, style=_ACTION_STYLE[act]),
+                      escape(why + (f"; after {after}" if after and why else after and f"after {after}")))
     waves = Text("waves (for reading only; up starts each node as soon as its own dependencies are ready): ",
                  style="dim")
-    waves.append("  ".join(f"{i + 1}: {', '.join(w)}" for i, w in enumerate(graph.waves())))
+    waves.append(escape("  ".join(f"{i + 1}: {', '.join(w)}" for i, w in enumerate(graph.waves()))))
     parts: list[RenderableType] = [root, Text(""), table, Text(""), waves]
     for problem in graph.notes:
-        parts.append(Text(f"note: {problem}", style="yellow"))
+        parts.append(_t(f"note: {problem}", style="yellow"))
     for kind, why in unavailable.items():
-        parts.append(Text(f"note: cannot ask the {kind} runtime what runs ({why}); "
-                          "planned as if nothing runs", style="yellow"))
+        parts.append(_t(f"note: cannot ask the {kind} runtime what runs ({why}); "
+                        "planned as if nothing runs", style="yellow"))
     return Group(*parts)
 
 
@@ -173,6 +191,8 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             "choices": [c.as_json() for c in node.choices], "env": node.env, "exports": node.exports,
             "from_stack": node.from_stack,
             "hint": node.spec.hint, "config_hash": node.config_hash,
+            "privileged": [c.what for c in safety.privileged(node)],
+            "cwd": safety.cwd(node), "cwd_outside_folder": safety.cwd_outside(node),
             # unavailable is keyed by runtime type: every node of an unreachable runtime is "unknown"
             "state": (obs.state.value if obs else None) if (node.runtime or "") not in unavailable else "unknown",
             "action": actions[ident].name.lower(),
@@ -197,10 +217,10 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
 def dot(graph: Graph) -> str:
     lines = ["digraph b00t {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
     for ident, node in graph.nodes.items():
-        lines.append(f'  "{ident}" [label="{ident}\\n{runtime_of(node)}"];')
+        lines.append(f'  "{escape(ident)}" [label="{escape(ident)}\\n{runtime_of(node)}"];')
     for ident, node in graph.nodes.items():
         for dep in node.deps:
-            lines.append(f'  "{dep}" -> "{ident}";')
+            lines.append(f'  "{escape(dep)}" -> "{escape(ident)}";')
     lines.append("}")
     return "\n".join(lines)
 
@@ -209,7 +229,7 @@ def mermaid(graph: Graph) -> str:
     ids = {ident: f"n{i}" for i, ident in enumerate(graph.nodes)}
     lines = ["graph LR"]
     for ident, node in graph.nodes.items():
-        lines.append(f'  {ids[ident]}["{ident} ({runtime_of(node)})"]')
+        lines.append(f'  {ids[ident]}["{escape(ident)} ({runtime_of(node)})"]')
     for ident, node in graph.nodes.items():
         for dep in node.deps:
             lines.append(f"  {ids[dep]} --> {ids[ident]}")
@@ -226,13 +246,13 @@ def timings_view(res: RunResult) -> RenderableType:
         table.add_column(col, justify="right" if col in ("waited", "start", "ready", "own", "at") else "left")
     for ident, tm in res.timings.items():
         style = {"failed": "red", "skipped": "yellow", "cancelled": "yellow"}.get(tm.status, "")
-        table.add_row(ident, tm.action.value, Text(tm.status, style=style), _s(tm.wait), _s(tm.start),
+        table.add_row(escape(ident), tm.action.value, Text(tm.status, style=style), _s(tm.wait), _s(tm.start),
                       _s(tm.readiness), _s(tm.own), _s(tm.ready))
     if not res.critical:  # nothing became ready: a bare heading would read as a rendering bug
         return table
     crit = Text("critical path:", style="bold")
     for hop in res.critical:
-        crit.append(f"\n  {hop.node} @{hop.offset:.2f}s +{hop.duration:.2f}s")
+        crit.append(f"\n  {escape(hop.node)} @{hop.offset:.2f}s +{hop.duration:.2f}s")
     return Group(table, Text(""), crit)
 
 
@@ -266,10 +286,11 @@ def status_view(graph: Graph, observed: Mapping[str, Observed], actions: Mapping
         table.add_column(col)
     for ident, node in graph.nodes.items():
         if not node.spec.managed:
-            table.add_row(ident, runtime_of(node), Text("-", style="dim"), "")
+            table.add_row(escape(ident), runtime_of(node), Text("-", style="dim"), "")
             continue
         if node.runtime is not None and node.runtime in unavailable:
-            table.add_row(ident, node.runtime, Text("unknown", style="yellow"), unavailable[node.runtime])
+            table.add_row(escape(ident), node.runtime, Text("unknown", style="yellow"),
+                          _t(unavailable[node.runtime]))
             continue
         obs = observed.get(ident)
         state = obs.state if obs else State.ABSENT
@@ -277,7 +298,7 @@ def status_view(graph: Graph, observed: Mapping[str, Observed], actions: Mapping
         label = state.value
         if state is State.RUNNING and actions.get(ident) is Action.RECREATE:
             label += " (config changed)"
-        table.add_row(ident, runtime_of(node), Text(label, style=style), obs.detail if obs else "")
+        table.add_row(escape(ident), runtime_of(node), Text(label, style=style), _t(obs.detail if obs else ""))
     return table
 
 

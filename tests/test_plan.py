@@ -279,6 +279,7 @@ def test_passive_node_is_not_managed_in_plan(tmp_path: Path) -> None:
     assert_block(lines, [
         "redis.process [process] #2",
         "command redis-server --port 6379 --save ''",
+        f"cwd: {d}",  # a process runs in its datum's folder, and plan says where
         "ready: tcp localhost:6379",
         "now: unknown (--offline)",
         "env",
@@ -343,6 +344,7 @@ def test_plan_shows_dependencies_and_actions_in_order(tmp_path: Path) -> None:
     assert_block(lines, [
         "api.process [process] #2",
         "command api --db postgres://localhost:5432",
+        f"cwd: {d}",
         "ready: tcp 127.0.0.1:8080",
     ])
     assert_block(lines, [

@@ -12,14 +12,14 @@ import logging
 
 import click
 
-from ._common import _debug
+from ._common import _debug, _Group
 from .catalog import ls_cmd, validate
 from .lifecycle import down, status, up
 from .mcp import mcp_config, mcp_group
 from .plan import plan
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="b00t-graph")
 def main() -> None:
     """Start services from b00t datums, each the moment its own dependencies are ready.

@@ -9,18 +9,24 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
 from rich.console import Console
 
+from .. import safety, textsafe
 from ..errors import (
+    EXIT_INPUT,
     EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
     B00tGraphError,
+    InputError,
+    StateDirError,
 )
 from ..graph import Graph
 from ..loader import Catalog, datum_dirs, load_catalog
+from ..locks import default_state_dir, state_dir_problem
 
 T = TypeVar("T")
 
@@ -37,11 +43,47 @@ def _backend() -> str:
     return os.environ.get("B00T_BACKEND", "asyncio")
 
 
+def _say(text: str) -> None:
+    """One message on stderr; control characters from datum content made visible (see ``textsafe``)."""
+    click.echo(textsafe.escape_lines(text), err=True)
+
+
 def _fail(exc: B00tGraphError) -> NoReturn:
     if _debug():
         traceback.print_exception(exc)
-    click.echo(f"error: {exc}", err=True)
+    _say(f"error: {exc}")
     sys.exit(exc.exit_code)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    todo: list[BaseException] = [group]
+    while todo:
+        exc = todo.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            todo.extend(reversed(exc.exceptions))
+        else:
+            out.append(exc)
+    return out
+
+
+def _fail_unexpected(exc: BaseException) -> NoReturn:
+    """Whatever is not one of our errors is a bug: one line, the traceback only with ``B00T_DEBUG=1``."""
+    leaves = _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        _say("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    ours = [e for e in leaves if isinstance(e, B00tGraphError)]
+    if _debug():
+        traceback.print_exception(exc)
+    if len(ours) == len(leaves):  # several failures of ours at once (tasks of one group): each once
+        for msg in dict.fromkeys(str(e) for e in ours):
+            _say(f"error: {msg}")
+        sys.exit(EXIT_INPUT if all(e.exit_code == EXIT_INPUT for e in ours) else EXIT_RUNTIME)
+    bug = next(e for e in leaves if not isinstance(e, B00tGraphError))
+    _say(f"error: internal error: {type(bug).__name__}: {textsafe.clip(str(bug))} "
+         "(a bug in b00t-graph; B00T_DEBUG=1 shows the traceback)")
+    sys.exit(EXIT_RUNTIME)
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -51,8 +93,35 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
     except B00tGraphError as exc:
         _fail(exc)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        _say("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _state(state_dir: Path | None) -> Path:
+    """The state directory to use, refused up front (exit 2) when it cannot be one."""
+    path = state_dir if state_dir is not None else default_state_dir()
+    why = state_dir_problem(path)
+    if why is not None:
+        origin = "--state-dir" if state_dir is not None else (
+            "$B00T_GRAPH_STATE_DIR" if os.environ.get("B00T_GRAPH_STATE_DIR") else "default state dir")
+        raise StateDirError(f"bad option {origin} {path}: {why}")
+    return path
+
+
+class _Group(click.Group):
+    """The command group; no exception reaches the user as a traceback, whatever a command raised."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except B00tGraphError as exc:
+            _fail(exc)
+        except Exception as exc:  # the one place every other error is turned into a line
+            _fail_unexpected(exc)
+        except BaseExceptionGroup as exc:  # a KeyboardInterrupt among task failures
+            _fail_unexpected(exc)
 
 
 async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool]:
@@ -91,7 +160,7 @@ def _interrupted(targets: Sequence[str], datums: Sequence[str], state_dir: Path 
         argv += ["-d", d]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
-    click.echo(f"interrupted: what was started is recorded; `{shlex.join(argv)}` removes it", err=True)
+    _say(f"interrupted: what was started is recorded; `{shlex.join(argv)}` removes it")
     sys.exit(EXIT_INTERRUPTED)
 
 
@@ -129,5 +198,12 @@ def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (
         used = {n.spec.path for n in graph.nodes.values()}
         for problem in cat.problems:
             if problem.path not in used:
-                click.echo(f"warning: {problem} (not needed here)", err=True)
+                _say(f"warning: {problem} (not needed here)")
     return graph
+
+def _deny_privileged(graph: Graph) -> None:
+    """``up --deny-privileged``: refuse, before anything starts, a graph with a privileged node."""
+    found = safety.privileged_nodes(graph)
+    if found:
+        which = ", ".join(f"{ident} ({'; '.join(c.what for c in concerns)})" for ident, concerns in found.items())
+        raise InputError(f"--deny-privileged: refusing {len(found)} privileged node(s): {which}")

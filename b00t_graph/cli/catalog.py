@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import click
 
-from .. import render
+from .. import render, safety, textsafe
 from ..errors import (
     EXIT_INPUT,
     B00tGraphError,
@@ -18,7 +18,12 @@ from ..errors import (
     Problem,
 )
 from ..loader import Catalog
-from ._common import _catalog, datums_opt, out
+from ._common import (
+    _catalog,
+    _say,
+    datums_opt,
+    out,
+)
 
 
 @attrs.define
@@ -31,6 +36,8 @@ class _Check:
     broken: dict[str, list[str]] = attrs.field(factory=dict)
     #: identity → why it loads but cannot be planned (a dependency is broken)
     blocked: dict[str, str] = attrs.field(factory=dict)
+    #: what planned datums may do to the host (privileged, a cwd outside their folder): notes, not errors
+    safety: list[Problem] = attrs.field(factory=list)
 
 
 def _check(cat: Catalog) -> _Check:
@@ -57,7 +64,7 @@ def _check(cat: Catalog) -> _Check:
     path_of = {ident: d.path for ident, d in cat.datums.items()}
     for ident in sorted(cat.datums):
         try:
-            compile_graph(cat, [ident])
+            res.safety += safety.notes(compile_graph(cat, [ident]).nodes[ident])
         except B00tGraphError as exc:
             # One line per problem, each once: a broken dependency or a loop is met from every datum near it.
             own = False
@@ -109,18 +116,20 @@ def validate(dirs: tuple[str, ...], datums: tuple[str, ...], strict: bool, verbo
     res = _check(cat)
     if verbose:
         for note in cat.notes:
-            click.echo(f"note: {note}")
+            click.echo(textsafe.escape(f"note: {note}"))
     else:
         for line in _grouped_notes(cat.notes):
-            click.echo(line)
+            click.echo(textsafe.escape(line))
+    for note in res.safety:
+        click.echo(textsafe.escape(f"note: {note}"))
     bad = len(res.broken)
     ok = len(cat.files) - bad - len(res.blocked)
     summary = f"{ok} datum(s) ok, {bad} with problems"
     if res.blocked:
         summary += f", {len(res.blocked)} blocked by a dependency's problems"
-    click.echo(summary + ", in " + ", ".join(str(s.path) for s in cat.sources))
+    click.echo(textsafe.escape(summary + ", in " + ", ".join(str(s.path) for s in cat.sources)))
     for p in res.errors:
-        click.echo(f"error: {p}", err=True)
+        _say(f"error: {p}")
     if res.errors or (strict and cat.notes):
         sys.exit(EXIT_INPUT)
 
@@ -151,14 +160,13 @@ def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
         table.add_column(col, overflow="fold")  # a path cut short with "…" is useless
     for r in rows:
         runs = str(r["runtime"] or "-") + ("" if r["state"] == "ok" else f" ({r['state']})")
-        table.add_row(str(r["type"]), str(r["id"]), runs, str(r["origin"]), str(r["path"]))
+        table.add_row(*(textsafe.escape(str(x)) for x in (r["type"], r["id"], runs, r["origin"], r["path"])))
     out.print(table)
     for s in cat.sources:
         if not s.path.is_dir():  # a stale $_B00T_Path entry must not look like an empty folder
-            click.echo(f"warning: {s.path}: datum folder not found (from {s.origin})", err=True)
+            _say(f"warning: {s.path}: datum folder not found (from {s.origin})")
     if broken:
-        click.echo(f"{len(broken)} datum(s) with problems: {', '.join(broken)} "
-                   "(`b00t-graph validate` says why)", err=True)
+        _say(f"{len(broken)} datum(s) with problems: {', '.join(broken)} (`b00t-graph validate` says why)")
 
 
 def _ident_or_file(path: str) -> str:

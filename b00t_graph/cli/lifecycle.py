@@ -9,14 +9,26 @@ from typing import Any
 
 import click
 
-from .. import render
+from .. import render, textsafe
 from ..engine import Engine, RunResult
 from ..errors import (
     EXIT_RUNTIME,
 )
-from ..locks import default_state_dir
 from ..progress import make_reporter
-from ._common import _graph, _interrupted, _interruptible, _run, datums_opt, err, out, state_opt, use_opt
+from ._common import (
+    _deny_privileged,
+    _graph,
+    _interrupted,
+    _interruptible,
+    _run,
+    _say,
+    _state,
+    datums_opt,
+    err,
+    out,
+    state_opt,
+    use_opt,
+)
 
 
 @click.command()
@@ -31,19 +43,22 @@ from ._common import _graph, _interrupted, _interruptible, _run, datums_opt, err
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
+@click.option("--deny-privileged", is_flag=True, help="Refuse (exit 2) if a node runs privileged (see `plan`).")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
+       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool, deny_privileged: bool,
        use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
     graph = _graph(datums, targets, use)
+    if deny_privileged:
+        _deny_privileged(graph)
     if not quiet:
         for problem in graph.notes:
-            click.echo(f"note: {problem}", err=True)
+            _say(f"note: {problem}")
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
-        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
+        async with Engine(reporter=reporter, state_dir=_state(state_dir),
                           no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
@@ -56,19 +71,20 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     if not quiet:
         err.print(render.timings_view(res))
         for ident, why in res.notes.items():
-            click.echo(f"note: {ident}: {why}", err=True)
+            _say(f"note: {ident}: {why}")
     if print_env and not res.failures:
         env: dict[str, str] = {}
         for t in graph.targets:
             env.update(graph.env_of(t))
         for k, v in sorted(env.items()):
-            click.echo(f"{k}={v}")
+            click.echo(textsafe.escape(f"{k}={v}"))
     if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
         _interrupted(targets, datums, state_dir)
     if res.failures or res.skipped:
-        click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
-                   + render.failures_text(res), err=True)
+        _say(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n" + render.failures_text(res))
         sys.exit(EXIT_RUNTIME)
+
+
 
 
 @click.command()
@@ -85,16 +101,17 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> RunResult:
-        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+        async with Engine(reporter=reporter, state_dir=_state(state_dir)) as engine:
             with reporter:
                 return await engine.down(graph, remove_volumes=volumes)
 
     res = _run(go)
     if not quiet:
         stopped = [i for i, t in res.timings.items() if t.status == "stopped"]
-        err.print(f"stopped {len(stopped)} node(s) in {res.wall:.2f}s" + (f": {', '.join(stopped)}" if stopped else ""))
+        err.print(textsafe.escape(f"stopped {len(stopped)} node(s) in {res.wall:.2f}s"
+                                  + (f": {', '.join(stopped)}" if stopped else "")), markup=False)
     if res.failures:
-        click.echo("error: " + render.failures_text(res), err=True)
+        _say("error: " + render.failures_text(res))
         sys.exit(EXIT_RUNTIME)
 
 
@@ -111,7 +128,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=state_dir or default_state_dir()) as engine:
+        async with Engine(state_dir=_state(state_dir)) as engine:
             return await engine.plan(graph, unavailable)
 
     actions, observed = _run(go)
@@ -123,7 +140,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
         out.print(render.status_view(graph, observed, actions, unavailable))
     if unavailable:
         for why in unavailable.values():
-            click.echo(f"error: {why}", err=True)
+            _say(f"error: {why}")
         sys.exit(EXIT_RUNTIME)
 
 

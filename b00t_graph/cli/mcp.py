@@ -16,9 +16,19 @@ from ..errors import (
     EXIT_RUNTIME,
     B00tGraphError,
 )
-from ..locks import default_state_dir
 from ..progress import make_reporter
-from ._common import _backend, _fail, _graph, _interrupted, _interruptible, _run, datums_opt, err, state_opt
+from ._common import (
+    _backend,
+    _fail,
+    _graph,
+    _interrupted,
+    _interruptible,
+    _run,
+    _state,
+    datums_opt,
+    err,
+    state_opt,
+)
 
 
 @click.command(name="mcp-config")
@@ -49,7 +59,7 @@ def mcp_config(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Pat
         reporter = make_reporter(graph, quiet=quiet, console=err)
 
         async def go() -> tuple[RunResult | None, bool]:
-            async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+            async with Engine(reporter=reporter, state_dir=_state(state_dir)) as engine:
                 with reporter:
                     return await _interruptible(lambda: engine.up(graph))
 

@@ -9,8 +9,15 @@ import click
 
 from .. import render
 from ..engine import Engine
-from ..locks import default_state_dir
-from ._common import _graph, _run, datums_opt, out, state_opt, use_opt
+from ._common import (
+    _graph,
+    _run,
+    _state,
+    datums_opt,
+    out,
+    state_opt,
+    use_opt,
+)
 
 
 @click.command()
@@ -36,7 +43,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=state_dir or default_state_dir(), no_recreate=no_recreate) as engine:
+        async with Engine(state_dir=_state(state_dir), no_recreate=no_recreate) as engine:
             if offline:
                 from ..runtimes import decide
 

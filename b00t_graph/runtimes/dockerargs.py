@@ -575,6 +575,8 @@ _FLAGS: dict[str, tuple[str, bool, _Handler]] = {
     "sysctl": ("", True, _Builder.sysctl),
     "pid": ("", True, _setter("host", "PidMode")),
     "ipc": ("", True, _setter("host", "IpcMode")),
+    "uts": ("", True, _setter("host", "UTSMode")),
+    "userns": ("", True, _setter("host", "UsernsMode")),
     "stop-signal": ("", True, _setter("config", "StopSignal")),
     "stop-timeout": ("", True, _Builder.stop_timeout),
     "log-driver": ("", True, _log_driver),

@@ -9,8 +9,9 @@ cluster). Per docker node it makes
   (``http://localhost:8080``) keeps its port and only changes its host;
 * a ``ConfigMap`` ``<name>-env`` with the environment the container gets (its dependencies'
   exports, its stacks' env, its own), and a ``Secret`` ``<name>-env-secret`` for secret-looking
-  names and for URLs that carry a password. A loopback address with a port (``localhost:6333``, ``127.0.0.1:6333``, ``[::1]:6333``)
-  is rewritten to the Service of the dependency that serves that port (``qdrant:6333``);
+  names and for URLs that carry a password. A loopback address with a port (``localhost:6333``,
+  ``127.0.0.1:6333``, ``[::1]:6333``) is rewritten to the Service of the dependency that serves
+  that port (``qdrant:6333``);
 * ``startupProbe``/``readinessProbe`` from ``[b00t.health_check]``;
 * an init container per dependency that waits until that dependency's Service answers, so the
   order ``up`` keeps survives (a Service routes only to ready pods: its readiness probe gates it).
@@ -187,7 +188,7 @@ def rewrite_env(env: Mapping[str, str], by_port: Mapping[int, Sequence[str]], ow
     out: dict[str, str] = {}
     notes: list[str] = []
     for key, value in env.items():
-        def sub(m: re.Match[str], key: str = key) -> str:
+        def sub(m: re.Match[str], key: str = key, value: str = value) -> str:
             port = m.group(2)
             if port is None:
                 notes.append(f"{who}: {key}={value!r} names {m.group(1)} without a port: left as written "

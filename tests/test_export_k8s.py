@@ -185,7 +185,8 @@ def _wait_targets(export: K8sExport, name: str) -> dict[str, tuple[str, int]]:
     out = {}
     for init in pod_spec(export, name).get("initContainers", []):
         script = init["command"][-1]
-        m = re.search(r"http://([a-z0-9-]+):(\d+)/", script) or re.search(r"nc -z -w \d+ ([a-z0-9-]+) (\d+)", script)
+        m = (re.search(r"http://([a-z0-9-]+):(\d+)/", script)
+             or re.search(r"nc -w \d+ ([a-z0-9-]+) (\d+) </dev/null", script))
         assert m, script
         assert script.startswith("until ") and script.endswith("done"), script
         out[init["name"]] = (m.group(1), int(m.group(2)))
@@ -236,7 +237,7 @@ def test_waits_use_the_dependency_http_probe_else_a_tcp_connect(folder: Path) ->
     inits = {i["name"]: i for i in pod_spec(export, "web")["initContainers"]}
     assert inits["wait-api"]["command"] == [
         "sh", "-c", "until wget -q -T 2 -O /dev/null http://api:8080/health; do echo waiting for api; sleep 1; done"]
-    assert inits["wait-db"]["command"][-1].startswith("until nc -z -w 2 db 5433;")
+    assert inits["wait-db"]["command"][-1].startswith("until nc -w 2 db 5433 </dev/null;")
     assert {i["image"] for i in inits.values()} == {"registry.local/busybox:1.36"}
     assert "initContainers" not in pod_spec(export, "db")
 

@@ -298,7 +298,9 @@ def wait_command(dep: Workload) -> list[str] | None:
         if hc is not None and hc.tcp and hc.tcp.rpartition(":")[2].isdigit():
             target = _container_port(dep, int(hc.tcp.rpartition(":")[2]))
             port = next((p.port for p in dep.ports if p.target == target), port)
-        check = f"nc -z -w 2 {host} {port}"
+        # Not ``nc -z``: busybox builds without NC_EXTRA (Debian's) lack it; a connect with stdin
+        # closed works on every busybox nc.
+        check = f"nc -w 2 {host} {port} </dev/null"
     return ["sh", "-c", f"until {check}; do echo waiting for {host}; sleep 1; done"]
 
 

@@ -14,6 +14,7 @@ import click
 
 from ._common import _debug, _Group
 from .catalog import ls_cmd, validate
+from .export import export_group
 from .lifecycle import down, status, up
 from .mcp import mcp_config, mcp_group
 from .plan import plan
@@ -35,7 +36,7 @@ def main() -> None:
 # --- plan ----------------------------------------------------------------------------------------
 
 
-for _cmd in (plan, up, down, status, validate, ls_cmd, mcp_config, mcp_group):
+for _cmd in (plan, up, down, status, validate, ls_cmd, mcp_config, mcp_group, export_group):
     main.add_command(_cmd)
 
 

@@ -16,6 +16,7 @@ from ._common import _debug
 from .catalog import ls_cmd, validate
 from .lifecycle import down, status, up
 from .mcp import mcp_config, mcp_group
+from .ops import ps, restart, stop
 from .plan import plan
 
 
@@ -35,7 +36,7 @@ def main() -> None:
 # --- plan ----------------------------------------------------------------------------------------
 
 
-for _cmd in (plan, up, down, status, validate, ls_cmd, mcp_config, mcp_group):
+for _cmd in (plan, up, down, status, ps, stop, restart, validate, ls_cmd, mcp_config, mcp_group):
     main.add_command(_cmd)
 
 

@@ -49,10 +49,10 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
             out.print(table)
         else:
             click.echo("nothing managed by b00t-graph runs here")
-        orphans = inv.orphans()
-        if orphans:
-            click.echo(f"{len(orphans)} orphan(s) ({', '.join(sorted({m.node for m in orphans}))}): "
-                       "`b00t-graph down --orphans` removes them", err=True)
+    orphans = inv.orphans()
+    if orphans:
+        click.echo(f"{len(orphans)} orphan(s) ({', '.join(sorted({m.node for m in orphans}))}): "
+                   "`b00t-graph down --orphans` removes them", err=True)
     for kind, why in inv.unavailable.items():
         click.echo(f"warning: {kind} is unavailable, its containers are not listed: {why}", err=True)
     if inv.unavailable and not inv.items:

@@ -8,7 +8,8 @@ the :class:`~b00t_graph.engine.Engine`. The CLI and :mod:`b00t_graph.api` call t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -175,20 +176,28 @@ async def remove(items: list[Managed], state_dir: Path) -> Removed:
     return out
 
 
-async def remove_orphans(catalog: Catalog, state_dir: Path, *, project: str | None = None) -> Removed:
-    """``down --orphans``: what b00t-graph made for datums no current folder has (deleted, renamed)."""
+def _matches(node: str, patterns: Sequence[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(node, p) for p in patterns)
+
+
+async def remove_orphans(catalog: Catalog, state_dir: Path, *, project: str | None = None,
+                         patterns: Sequence[str] = ()) -> Removed:
+    """``down --orphans``: what b00t-graph made (in the project) for datums no current folder has
+    (deleted, renamed); only node names matching ``patterns`` (fnmatch) when given."""
     async with Engine(state_dir=state_dir) as engine:
         inv = await scan(engine.runtimes, state_dir, project=project)
-    return await remove([m for m in inv.items if m.node not in catalog.datums], state_dir)
+    return await remove([m for m in inv.items if m.node not in catalog.datums and _matches(m.node, patterns)],
+                        state_dir)
 
 
 async def down_all(catalog: Catalog, state_dir: Path, *, project: str | None = None,
-                   remove_volumes: bool = False, reporter: Reporter | None = None
+                   remove_volumes: bool = False, reporter: Reporter | None = None, patterns: Sequence[str] = ()
                    ) -> tuple[RunResult | None, Removed, Inventory]:
-    """``down --all``: everything b00t-graph manages (in the project): known nodes dependents first,
-    then the orphans."""
+    """``down --all``: everything b00t-graph manages (in the project; matching ``patterns`` when given):
+    known nodes dependents first, then the orphans."""
     async with Engine(reporter=reporter, state_dir=state_dir) as engine:
         inv = await scan(engine.runtimes, state_dir, project=project)
+        inv.items = [m for m in inv.items if _matches(m.node, patterns)]
         known = [m.node for m in inv.items if m.node in catalog.datums]
         graph = compile_known(catalog, known)
         res = await engine.down(graph, remove_volumes=remove_volumes, only=set(known)) if graph.nodes else None

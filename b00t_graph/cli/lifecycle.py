@@ -78,8 +78,10 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
 @click.option("--force", is_flag=True, help="Also stop, first, running nodes outside the targets that depend on them.")
-@click.option("--orphans", is_flag=True, help="Remove what b00t-graph runs for datums that are gone or renamed.")
-@click.option("--all", "everything", is_flag=True, help="Remove everything b00t-graph manages here.")
+@click.option("--orphans", is_flag=True, help="Remove what b00t-graph runs for datums that are gone or renamed "
+              "(TARGETS, if given, are patterns of node names: 'old-*').")
+@click.option("--all", "everything", is_flag=True, help="Remove everything b00t-graph manages here "
+              "(TARGETS, if given, are patterns of node names).")
 @use_opt
 def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
          volumes: bool, force: bool, orphans: bool, everything: bool, use: tuple[str, ...]) -> None:
@@ -91,13 +93,14 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     \b
     Examples: b00t-graph down grok.stack
               b00t-graph down --orphans
+              b00t-graph down --all 'grok-*'
     """
     from .ops import down_managed, down_targets
 
     if orphans or everything:
-        if targets:
-            raise click.UsageError("--orphans and --all take no targets")
-        down_managed(datums, state_dir, quiet, volumes, everything)
+        if orphans and everything:
+            raise click.UsageError("give --orphans or --all, not both")
+        down_managed(datums, state_dir, quiet, volumes, everything, targets)
         return
     if not targets:
         raise click.UsageError("name a target, or give --orphans or --all")

@@ -174,8 +174,9 @@ def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path 
         sys.exit(EXIT_RUNTIME)
 
 
-def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool, everything: bool) -> None:
-    """``down --orphans`` / ``down --all``."""
+def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool, everything: bool,
+                 patterns: Sequence[str] = ()) -> None:
+    """``down --orphans`` / ``down --all``, limited to node names matching ``patterns`` when given."""
     from ..ops import down_all, remove_orphans
 
     cat = _catalog(datums)
@@ -183,12 +184,12 @@ def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, vol
     failures: dict[str, str] = {}
     names: list[str] = []
     if everything:
-        res, removed, _ = _run(lambda: down_all(cat, sd, remove_volumes=volumes))
+        res, removed, _ = _run(lambda: down_all(cat, sd, remove_volumes=volumes, patterns=patterns))
         if res is not None:
             names += [i for i, t in res.timings.items() if t.status == "stopped"]
             failures.update({i: str(e) for i, e in res.failures.items()})
     else:
-        removed = _run(lambda: remove_orphans(cat, sd))
+        removed = _run(lambda: remove_orphans(cat, sd, patterns=patterns))
     names += [f"{m.node} ({m.runtime} {m.name if m.runtime == 'docker' else 'pid ' + m.ref}"
               + (", orphan)" if m.orphan or m.node not in cat.datums else ")") for m in removed.items]
     failures.update(removed.failures)

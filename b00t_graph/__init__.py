@@ -12,7 +12,10 @@ from .api import Env as Env
 from .api import down_graph as down_graph
 from .api import ensure as ensure
 from .api import load_graph as load_graph
+from .api import ps as ps
+from .api import restart as restart
 from .api import running as running
+from .api import stop as stop
 from .api import up_graph as up_graph
 from .engine import Engine as Engine
 from .engine import RunResult as RunResult
@@ -46,6 +49,5 @@ __all__ = [
     "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
     "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
     "RuntimeUnavailable", "StartError", "StateDirError", "UpFailed", "down_graph", "ensure", "load_graph",
-    "mcp_servers", "running",
-    "up_graph",
+    "mcp_servers", "ps", "restart", "running", "stop", "up_graph",
 ]

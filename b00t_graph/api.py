@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -19,10 +20,14 @@ from .engine import Engine, RunResult
 from .errors import UpFailed
 from .events import Reporter
 from .graph import Graph, compile_graph
-from .loader import datum_dirs, load_catalog
+from .loader import Catalog, datum_dirs, load_catalog
 from .locks import default_state_dir
 from .mcpconfig import LaunchSpec, launch_specs
 from .reachability import runtime_reachable
+
+if TYPE_CHECKING:
+    from .inventory import Inventory
+    from .ops import RestartOutcome, StopOutcome
 
 PathLike = str | os.PathLike[str]
 
@@ -118,3 +123,43 @@ async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = 
     finally:
         with anyio.CancelScope(shield=True):
             await down_graph(graph, state_dir=state_dir, remove_volumes=remove_volumes, only=started)
+
+
+def _catalog(datums: PathLike | Sequence[PathLike] | None, environ: Mapping[str, str] | None) -> Catalog:
+    dirs: Sequence[PathLike] = () if datums is None else (
+        [datums] if isinstance(datums, (str, os.PathLike)) else list(datums))
+    return load_catalog(datum_dirs(dirs, environ))
+
+
+async def restart(node: str, *, cascade: bool = False, datums: PathLike | Sequence[PathLike] | None = None,
+                  environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
+                  reporter: Reporter | None = None, use: Mapping[str, str] | None = None) -> RestartOutcome:
+    """Stop ``node``, start it and wait until it is ready; then restart, in dependency order, its running
+    dependents that declare ``[b00t] restart_dependents = true`` (all of them with ``cascade``) and probe
+    the others again. Raises :class:`~b00t_graph.errors.UpFailed` when something does not come back."""
+    from .ops import restart as do_restart
+
+    out = await do_restart(_catalog(datums, environ), node, state_dir or default_state_dir(), cascade=cascade,
+                           reporter=reporter, use=use)
+    if out.up is None:
+        raise UpFailed(out.down.failures, {})
+    if out.up.failures or out.up.skipped:
+        raise UpFailed(out.up.failures, out.up.skipped)
+    return out
+
+
+async def stop(node: str, *, datums: PathLike | Sequence[PathLike] | None = None,
+               environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
+               reporter: Reporter | None = None, use: Mapping[str, str] | None = None) -> StopOutcome:
+    """Stop exactly ``node`` and, first, the running nodes that depend on it."""
+    from .ops import stop as do_stop
+
+    return await do_stop(_catalog(datums, environ), node, state_dir or default_state_dir(), reporter=reporter, use=use)
+
+
+async def ps(*, datums: PathLike | Sequence[PathLike] | None = None, environ: Mapping[str, str] | None = None,
+             state_dir: Path | None = None, probe: bool = True) -> Inventory:
+    """Everything b00t-graph manages on this engine and in this state directory, with orphans and drift."""
+    from .ops import ps as do_ps
+
+    return await do_ps(_catalog(datums, environ), state_dir or default_state_dir(), probe=probe, environ=environ)

@@ -75,6 +75,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("b00t.install (string or { command })", True, "shown as the fix of a failed presence check"),
     KeyUse("[b00t.docker] healthcheck_cmd, healthcheck_interval, healthcheck_timeout", True, "an exec probe"),
     KeyUse("[b00t.lifecycle] health_check_cmd, restart", True, "an exec probe; the restart policy"),
+    KeyUse("b00t.restart_dependents", True, "`restart` of a dependency restarts this node too (kept in `extra`)"),
     KeyUse("[[b00t.requirements]] kind = \"tcp_port\"", True, "a TCP probe when no health check is set"),
     KeyUse("[b00t.resources] memory_limit, cpu_limit", True, "container limits"),
     # mcp

@@ -379,3 +379,20 @@ class Engine:
                 tg.start_soon(run, ident)
         res.wall = anyio.current_time() - t0
         return res
+
+    # --- stop, restart ------------------------------------------------------------------------------
+
+    async def stop(self, graph: Graph, nodes: set[str], *, remove_volumes: bool = False) -> RunResult:
+        """Stop exactly ``nodes`` (the caller includes their running dependents), dependents first."""
+        return await self.down(graph, remove_volumes=remove_volumes, only=nodes)
+
+    async def restart(self, graph: Graph, nodes: set[str]) -> tuple[RunResult, RunResult | None]:
+        """Stop ``nodes`` dependents first, then bring ``graph`` up: they start again in dependency order
+        and every other node of ``graph`` (running) is probed again once its dependencies are ready.
+
+        The up result is ``None`` when a node could not be stopped (nothing is started then).
+        """
+        down = await self.down(graph, only=nodes)
+        if down.failures:
+            return down, None
+        return down, await self.up(graph)

@@ -201,6 +201,8 @@ _CONVERTER = _make_converter()
 #: Fields filled by the dialects (b00t's other ways of writing things), never read as raw [b00t] keys.
 _NORMALISED = {"kind", "container_name", "restart", "build", "presence", "mcp", "run_env", "provides", "protocol",
                "needs", "optional", "env_required", "env_defaults", "install", "edge_keys"}
+#: ``[b00t]`` keys acted on from ``Datum.extra`` (no note): ``restart_dependents`` (``restart``).
+_READ_FROM_EXTRA = {"restart_dependents"}
 _DATUM_KEYS = {f.name for f in attrs.fields(Datum)} - {"path", "extra", "env_table", "requirements"} - _NORMALISED
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -476,6 +478,8 @@ def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Probl
 
     extra = {**kept, **{k: b00t.pop(k) for k in list(b00t) if k not in _DATUM_KEYS}}
     for key in extra:
+        if key in _READ_FROM_EXTRA:
+            continue
         notes.append(Problem(path, f"b00t.{key}", dialects.quiet_reason(key) or "kept, not acted on by b00t-graph"))
     for key in doc:
         if key not in ("b00t", "env"):

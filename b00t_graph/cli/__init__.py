@@ -17,6 +17,7 @@ from .catalog import ls_cmd, validate
 from .export import export_group
 from .lifecycle import down, status, up
 from .mcp import mcp_config, mcp_group
+from .ops import ps, restart, stop
 from .plan import plan
 
 
@@ -36,7 +37,7 @@ def main() -> None:
 # --- plan ----------------------------------------------------------------------------------------
 
 
-for _cmd in (plan, up, down, status, validate, ls_cmd, mcp_config, mcp_group, export_group):
+for _cmd in (plan, up, down, status, ps, stop, restart, validate, ls_cmd, mcp_config, mcp_group, export_group):
     main.add_command(_cmd)
 
 

@@ -88,42 +88,55 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
 @datums_opt
 @state_opt
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
+@click.option("--force", is_flag=True, help="Also stop, first, running nodes outside the targets that depend on them.")
+@click.option("--orphans", is_flag=True, help="Remove what b00t-graph runs for datums that are gone or renamed "
+              "(TARGETS, if given, are patterns of node names: 'old-*').")
+@click.option("--all", "everything", is_flag=True, help="Remove everything b00t-graph manages here "
+              "(TARGETS, if given, are patterns of node names).")
 @use_opt
 def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
-         volumes: bool, use: tuple[str, ...]) -> None:
-    """Stop and remove what b00t-graph started, dependents first; never what it did not create."""
-    graph = _graph(datums, targets, use)
-    reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
+         volumes: bool, force: bool, orphans: bool, everything: bool, use: tuple[str, ...]) -> None:
+    """Stop and remove what b00t-graph started, dependents first; never what it did not create.
 
-    async def go() -> RunResult:
-        async with Engine(reporter=reporter, state_dir=_state(state_dir)) as engine:
-            with reporter:
-                return await engine.down(graph, remove_volumes=volumes)
+    A node that a running node outside the targets still depends on is kept (and said so);
+    --force stops that dependent first instead.
 
-    res = _run(go)
-    if not quiet:
-        stopped = [i for i, t in res.timings.items() if t.status == "stopped"]
-        err.print(textsafe.escape(f"stopped {len(stopped)} node(s) in {res.wall:.2f}s"
-                                  + (f": {', '.join(stopped)}" if stopped else "")), markup=False)
-    if res.failures:
-        _say("error: " + render.failures_text(res))
-        sys.exit(EXIT_RUNTIME)
+    \b
+    Examples: b00t-graph down grok.stack
+              b00t-graph down --orphans
+              b00t-graph down --all 'grok-*'
+    """
+    from .ops import down_managed, down_targets
+
+    if orphans or everything:
+        if orphans and everything:
+            raise click.UsageError("give --orphans or --all, not both")
+        down_managed(datums, state_dir, quiet, volumes, everything, targets)
+        return
+    if not targets:
+        raise click.UsageError("name a target, or give --orphans or --all")
+    down_targets(targets, datums, state_dir, quiet, volumes, use, force)
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
 @datums_opt
 @state_opt
 @click.option("--json", "as_json", is_flag=True)
 @use_opt
 def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool,
            use: tuple[str, ...]) -> None:
-    """Each node's state, changing nothing."""
+    """Each node's state, changing nothing; without a target, what `ps` shows."""
+    if not targets:
+        from .ops import ps_view
+
+        ps_view(datums, state_dir, as_json)
+        return
     graph = _graph(datums, targets, use)
     unavailable: dict[str, str] = {}
 

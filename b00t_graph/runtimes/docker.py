@@ -35,7 +35,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiodocker
 import aiohttp
@@ -63,6 +63,9 @@ from .dockerargs import ContainerPlan
 from .dockerargs import plan as make_plan
 from .ports import holder, is_free, published
 
+if TYPE_CHECKING:
+    from ..inventory import Managed
+
 T = TypeVar("T")
 Docker = aiodocker.Docker
 Fail = Callable[[str], B00tGraphError]
@@ -71,6 +74,8 @@ MANAGED = "org.b00t-graph.managed"
 NODE = "org.b00t-graph.node"
 HASH = "org.b00t-graph.config-hash"
 CONTEXT_HASH = "org.b00t-graph.context-hash"
+#: the project namespace a container belongs to (absent or "": none)
+PROJECT = "org.b00t-graph.project"
 
 #: seconds to wait for an engine to answer a ping during discovery
 PING_TIMEOUT = 3.0
@@ -971,3 +976,47 @@ class DockerRuntime:
         self._precreated.pop(node.id, None)
         for vol in kept:
             self.reporter.event(node.id, "stopped", f"volume {vol} kept: still in use by another container")
+
+    # --- inventory (ps, orphans) ------------------------------------------------------------------
+
+    async def inventory(self) -> list[Managed]:
+        """Every container b00t-graph made on this engine (all projects), whatever datum it was for."""
+        from ..inventory import Managed
+
+        async def look(d: Docker) -> list[dict[str, Any]]:
+            listed = await d.containers.list(all=True, filters={"label": [f"{MANAGED}=1"]})
+            shown = await asyncio.gather(*(_inspect(d, c.id) for c in listed))
+            return [info for info in shown if info is not None]
+
+        out: list[Managed] = []
+        for info in await self._call("list containers", self._unavailable, look):
+            labels = info["Config"].get("Labels") or {}
+            st = info.get("State") or {}
+            running = bool(st.get("Running"))
+            health = str((st.get("Health") or {}).get("Status") or "")
+            if not running:
+                state, health = str(st.get("Status") or "exited"), f"exited {st.get('ExitCode', '?')}"
+            else:
+                state = "restarting" if st.get("Restarting") else "running"
+                health = {"healthy": "ready", "starting": "starting", "unhealthy": "unhealthy"}.get(health, "")
+            started: float | None = None
+            try:
+                started = datetime.fromisoformat(str(st.get("StartedAt")).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                pass
+            ports = []
+            for spec, binds in sorted(((info.get("NetworkSettings") or {}).get("Ports") or {}).items()):
+                for b in binds or ():
+                    ports.append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}->{spec}")
+            out.append(Managed(node=str(labels.get(NODE, "?")), runtime="docker",
+                               project=labels.get(PROJECT) or None, name=str(info.get("Name", "")).lstrip("/"),
+                               ref=str(info["Id"]), state=state if running else "exited", health=health,
+                               started=started if running else None, ports=tuple(ports),
+                               config_hash=labels.get(HASH)))
+        return out
+
+    async def remove_managed(self, ref: str, grace_s: int = 10) -> bool:
+        """Stop and remove one container b00t-graph made (by id or name); False when absent or not ours."""
+        return await self._call("remove the container", self._unavailable,
+                                lambda d: _remove_container(d, ref, grace_s),
+                                timeout=API_TIMEOUT + grace_s + STOP_SLACK)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import psutil
@@ -28,6 +28,9 @@ from ..locks import default_state_dir, safe_name
 from ..readiness import wait_ready
 from . import Action, Observed, State
 from .ports import check_free, probe_ports
+
+if TYPE_CHECKING:
+    from ..inventory import Managed
 
 #: How long a process without a readiness probe must stay up to count as started.
 SETTLE = 0.2
@@ -220,3 +223,46 @@ class ProcessRuntime:
         # Children are services: they keep running after the CLI exits; their reaper threads
         # are daemons, so nothing here waits for them.
         self._children.clear()
+
+    # --- inventory (ps, orphans) ------------------------------------------------------------------
+
+    async def inventory(self, project: str | None = None) -> list[Managed]:
+        """Every process record in this state directory, live or stale, whatever datum it was for."""
+        from ..inventory import Managed
+
+        out: list[Managed] = []
+        for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else ():
+            try:
+                rec: dict[str, Any] = json.loads(path.read_text())
+                ident = str(rec["node"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            live = self._live(rec) is not None
+            out.append(Managed(node=ident, runtime="process", project=project, name=path.stem,
+                               ref=str(rec.get("pid")), state="running" if live else "exited",
+                               health="" if live else "exited",
+                               started=float(rec.get("create_time") or 0) or None if live else None,
+                               config_hash=rec.get("config_hash"), where=str(self.dir.parent)))
+        return out
+
+    async def remove_record(self, ident: str, grace: float = 10.0) -> bool:
+        """Stop a recorded process (its whole group) with no datum to go by; False when nothing runs."""
+        rec = self._read(ident)
+        if rec is None:
+            return False
+        proc = self._live(rec)
+        if proc is not None:
+            try:
+                self._signal(proc.pid, signal.SIGTERM)
+                deadline = anyio.current_time() + grace
+                while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    if anyio.current_time() > deadline:
+                        self._signal(proc.pid, signal.SIGKILL)
+                        break
+                    await anyio.sleep(0.02)
+            except psutil.NoSuchProcess:
+                pass
+            except OSError as exc:
+                raise StopError(ident, f"cannot stop pid {proc.pid}: {exc}") from None
+        self._record_path(ident).unlink(missing_ok=True)
+        return proc is not None

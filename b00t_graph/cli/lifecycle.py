@@ -14,15 +14,28 @@ from ..engine import Engine, RunResult
 from ..errors import (
     EXIT_RUNTIME,
 )
-from ..locks import default_state_dir
 from ..progress import make_reporter
-from ._common import _graph, _interrupted, _interruptible, _run, datums_opt, err, out, state_opt, use_opt
+from ._common import (
+    _graph,
+    _interrupted,
+    _interruptible,
+    _run,
+    _state,
+    complete_targets,
+    datums_opt,
+    err,
+    out,
+    project_opt,
+    state_opt,
+    use_opt,
+)
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--no-recreate", is_flag=True, help="Leave running nodes whose configuration changed as they are.")
 @click.option("--fail-fast", is_flag=True, help="Cancel everything at the first failure.")
@@ -32,10 +45,18 @@ from ._common import _graph, _interrupted, _interruptible, _run, datums_opt, err
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
 @use_opt
-def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
+def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
+       no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
        use: tuple[str, ...]) -> None:
-    """Bring targets up: every node starts as soon as its own dependencies are ready."""
+    """Bring targets up: every node starts as soon as its own dependencies are ready.
+
+    \b
+    Example:
+      b00t-graph up demo.stack
+      b00t-graph up grok -q --timings-json t.json
+      eval "$(b00t-graph up grok -q --env)"      # export the targets' env into this shell
+      b00t-graph up demo.stack -p ci-42          # in a project of its own
+    """
     graph = _graph(datums, targets, use)
     if not quiet:
         for problem in graph.notes:
@@ -43,14 +64,14 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
-        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
+        async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project,
                           no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
 
     res, interrupted = _run(go)
     if res is None:  # cancelled before the run returned its result
-        _interrupted(targets, datums, state_dir)
+        _interrupted(targets, datums, state_dir, project)
     if timings_json:
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:
@@ -64,7 +85,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         for k, v in sorted(env.items()):
             click.echo(f"{k}={v}")
     if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
-        _interrupted(targets, datums, state_dir)
+        _interrupted(targets, datums, state_dir, project)
     if res.failures or res.skipped:
         click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
                    + render.failures_text(res), err=True)
@@ -72,20 +93,28 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
 @use_opt
-def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
+def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
          volumes: bool, use: tuple[str, ...]) -> None:
-    """Stop and remove what b00t-graph started, dependents first; never what it did not create."""
+    """Stop and remove what b00t-graph started, dependents first; never what it did not create.
+
+    \b
+    Example:
+      b00t-graph down demo.stack
+      b00t-graph down grok --volumes            # also its named volumes
+      b00t-graph down demo.stack -p ci-42       # only project ci-42's
+    """
     graph = _graph(datums, targets, use)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> RunResult:
-        async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+        async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project) as engine:
             with reporter:
                 return await engine.down(graph, remove_volumes=volumes)
 
@@ -99,19 +128,27 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("--json", "as_json", is_flag=True)
 @use_opt
-def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool,
+def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
+           as_json: bool,
            use: tuple[str, ...]) -> None:
-    """Each node's state, changing nothing."""
+    """Each node's state, changing nothing.
+
+    \b
+    Example:
+      b00t-graph status demo.stack
+      b00t-graph status grok --json -p ci-42
+    """
     graph = _graph(datums, targets, use)
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=state_dir or default_state_dir()) as engine:
+        async with Engine(state_dir=_state(state_dir, project), project=project) as engine:
             return await engine.plan(graph, unavailable)
 
     actions, observed = _run(go)

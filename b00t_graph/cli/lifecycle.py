@@ -41,13 +41,17 @@ from ._common import (
 @click.option("--fail-fast", is_flag=True, help="Cancel everything at the first failure.")
 @click.option("--timings-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write per-node timings and the critical path to this file.")
-@click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
+@click.option("--env", "print_env", is_flag=True,
+              help="Print the targets' resolved environment on stdout (see --env-format).")
+@click.option("--env-format", type=click.Choice(["shell", "dotenv", "json"]), default=None,
+              help="shell (default): export K='v' lines for eval; dotenv: K=\"v\" lines; json: one object. "
+                   "Implies --env.")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
-       no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
-       use: tuple[str, ...]) -> None:
+       no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
+       install_missing: bool, use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready.
 
     \b
@@ -78,12 +82,13 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         err.print(render.timings_view(res))
         for ident, why in res.notes.items():
             click.echo(f"note: {ident}: {why}", err=True)
-    if print_env and not res.failures:
+    if (print_env or env_format) and not res.failures:
+        from ..envtext import env_text
+
         env: dict[str, str] = {}
         for t in graph.targets:
             env.update(graph.env_of(t))
-        for k, v in sorted(env.items()):
-            click.echo(f"{k}={v}")
+        click.echo(env_text(env, env_format or "shell"), nl=False)
     if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
         _interrupted(targets, datums, state_dir, project)
     if res.failures or res.skipped:

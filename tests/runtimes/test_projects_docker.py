@@ -70,6 +70,18 @@ async def test_two_projects_side_by_side_on_one_engine(prefix: str, test_image: 
             await rt.aclose()
         assert {o.state for o in seen.values()} == {expect}, (p, seen)
 
+    # A name that happens to be another project's container is foreign, never adopted or removed.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "xx.docker.toml").write_text(f'[b00t]\nname = "xx"\ntype = "docker"\nimage = {json.dumps(test_image)}\n'
+                                         f'docker_args = ["--name", "{a}_db"]\n')
+    rt = DockerRuntime()
+    try:
+        (seen,) = (await rt.observe([api.load_graph(["xx"], clash).nodes["xx.docker"]])).values()
+    finally:
+        await rt.aclose()
+    assert seen.state is State.FOREIGN and f"in project {a!r}" in seen.detail, seen
+
     # down in a (with its volumes) leaves b's containers, network and volume alone.
     res = await api.down_graph(graph, state_dir=state, project=a, remove_volumes=True)
     assert not res.failures

@@ -9,11 +9,10 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import anyio
 import click
-from rich.console import Console
 
 from ..errors import (
     EXIT_INTERRUPTED,
@@ -24,12 +23,40 @@ from ..loader import Catalog, datum_dirs, load_catalog
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
+    from rich.console import Console
 
 T = TypeVar("T")
 
-# Off a terminal rich would wrap at 80 columns; logs and pipes read better unwrapped.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs more than most commands' own work."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # Off a terminal rich would wrap at 80 columns; logs and pipes read better unwrapped.
+            tty = (sys.stderr if self._stderr else sys.stdout).isatty()
+            self._console = Console(stderr=self._stderr, highlight=False, width=None if tty else 160)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __enter__(self) -> Console:  # dunders bypass __getattr__; rich's Live enters its console
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._real().__exit__(*exc)
+
+
+out = cast("Console", _LazyConsole(stderr=False))
+err = cast("Console", _LazyConsole(stderr=True))
 
 
 def _debug() -> bool:

@@ -9,7 +9,6 @@ from pathlib import Path
 import attrs
 import click
 
-from .. import render
 from ..errors import (
     EXIT_INPUT,
     B00tGraphError,
@@ -143,6 +142,8 @@ def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
       b00t-graph ls
       b00t-graph ls -d ./_b00t_ --json
     """
+    from .. import render
+
     cat = _catalog(datums)
     res = _check(cat)
     origin = {str(s.path): s.origin for s in cat.sources}

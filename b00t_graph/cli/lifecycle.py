@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import render
-from ..engine import Engine, RunResult
+if TYPE_CHECKING:
+    from ..engine import RunResult
+
 from ..errors import (
     EXIT_RUNTIME,
 )
-from ..progress import make_reporter
 from ._common import (
     _graph,
     _interrupted,
@@ -61,6 +61,10 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       eval "$(b00t-graph up grok -q --env)"      # export the targets' env into this shell
       b00t-graph up demo.stack -p ci-42          # in a project of its own
     """
+    from .. import render
+    from ..engine import Engine
+    from ..progress import make_reporter
+
     graph = _graph(datums, targets, use)
     if not quiet:
         for problem in graph.notes:
@@ -115,6 +119,10 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
       b00t-graph down grok --volumes            # also its named volumes
       b00t-graph down demo.stack -p ci-42       # only project ci-42's
     """
+    from .. import render
+    from ..engine import Engine
+    from ..progress import make_reporter
+
     graph = _graph(datums, targets, use)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
@@ -149,6 +157,9 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
       b00t-graph status demo.stack
       b00t-graph status grok --json -p ci-42
     """
+    from .. import render
+    from ..engine import Engine
+
     graph = _graph(datums, targets, use)
     unavailable: dict[str, str] = {}
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import click
 
-from .. import render
-from ..engine import Engine, RunResult
+if TYPE_CHECKING:
+    from ..engine import RunResult
+
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_RUNTIME,
     B00tGraphError,
     InputError,
 )
-from ..progress import make_reporter
 from ._common import (
     _backend,
     _fail,
@@ -59,7 +60,10 @@ def mcp_config(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Pat
       b00t-graph mcp-config grok-guru --up > .mcp.json
       b00t-graph mcp-config grok-guru --transport httpstream
     """
+    from .. import render
+    from ..engine import Engine
     from ..mcpconfig import launch_specs, mcp_servers
+    from ..progress import make_reporter
 
     graph = _graph(datums, targets)
     try:

@@ -7,8 +7,6 @@ from typing import Any
 
 import click
 
-from .. import render
-from ..engine import Engine
 from ._common import _graph, _run, _state, complete_targets, datums_opt, out, project_opt, state_opt, use_opt
 
 
@@ -35,6 +33,9 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
       b00t-graph plan grok --format mermaid     # a picture of the graph
       b00t-graph plan rag --offline --use embeddings=ollama-embeddings
     """
+    from .. import render
+    from ..engine import Engine
+
     graph = _graph(datums, targets, use, offline=offline)
     if fmt == "dot":
         click.echo(render.dot(graph))

@@ -3,18 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make demo` needs only the package; tests, lint and benchmarks need the extras too
+BASE_STAMP := $(VENV)/.installed-base
 
 .PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
-	touch $(STAMP)
 
-demo: install
+$(BASE_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(STAMP) $(BASE_STAMP)
+
+demo: $(BASE_STAMP)
 	$(VENV)/bin/b00t-graph up demo.stack
 
 test: install

@@ -23,6 +23,7 @@ from .graph import Graph, compile_graph
 from .loader import Catalog, datum_dirs, load_catalog
 from .locks import default_state_dir
 from .mcpconfig import LaunchSpec, launch_specs
+from .projects import check_project, project_state_dir
 from .reachability import runtime_reachable
 
 if TYPE_CHECKING:
@@ -72,57 +73,71 @@ def _env(graph: Graph, transport: str | None = None) -> Env:
 async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                  environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
                  reporter: Reporter | None = None, no_recreate: bool = False,
-                 use: Mapping[str, str] | None = None, transport: str | None = None) -> Env:
+                 use: Mapping[str, str] | None = None, transport: str | None = None,
+                 project: str | None = None) -> Env:
     """Bring ``targets`` and their dependencies up (what runs is left alone); return their environment.
 
     The result is a ``dict[str, str]`` (an :class:`Env`) whose ``.mcp`` gives, for each mcp target,
     the resolved launch spec of its server (the entry with the lowest priority, or of ``transport``).
-    ``use`` fills capability slots by name, as ``--use SLOT=NAME`` does.
+    ``use`` fills capability slots by name, as ``--use SLOT=NAME`` does. ``project`` namespaces
+    what is started (``--project``): containers, networks, volumes, process records and locks.
     Raises :class:`~b00t_graph.errors.InputError` for bad datums (and for ``transport`` when a target
     has no such entry) and :class:`~b00t_graph.errors.UpFailed` (carrying each node's error) when a
     node fails.
     """
     graph = load_graph(targets, datums, environ, use=use)
     env = _env(graph, transport)  # a bad transport is bad input: say so before anything starts
-    result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate)
+    result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate, project=project)
     if result.failures or result.skipped:
         raise UpFailed(result.failures, result.skipped)
     return env
 
 
+def _state(state_dir: Path | None, project: str | None) -> Path:
+    """The effective state dir: ``<state_dir>/projects/<project>`` in a project."""
+    return project_state_dir(state_dir or default_state_dir(), project)
+
+
 async def up_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                   no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False) -> RunResult:
-    async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
+                   no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False,
+                   project: str | None = None) -> RunResult:
+    project = check_project(project)
+    async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project,
                       no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
         return await engine.up(graph)
 
 
 async def down_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                     remove_volumes: bool = False, only: set[str] | None = None) -> RunResult:
-    async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir()) as engine:
+                     remove_volumes: bool = False, only: set[str] | None = None,
+                     project: str | None = None) -> RunResult:
+    project = check_project(project)
+    async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project) as engine:
         return await engine.down(graph, remove_volumes=remove_volumes, only=only)
 
 
 @asynccontextmanager
 async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                   environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
-                  remove_volumes: bool = False, use: Mapping[str, str] | None = None) -> AsyncIterator[Env]:
+                  remove_volumes: bool = False, use: Mapping[str, str] | None = None,
+                  project: str | None = None) -> AsyncIterator[Env]:
     """Bring ``targets`` up for the body of an ``async with`` and take down, after, what it started.
 
     For tests and scripts: ``async with running("demo.stack") as env: ...``. Nodes that
     already ran before are left running: they belong to whoever started them.
     """
+    project = check_project(project)  # bad input before anything starts
     graph = load_graph(targets, datums, environ, use=use)
     started: set[str] = set(graph.nodes)  # if up is interrupted, sweep all that may have started
     try:
-        result = await up_graph(graph, state_dir=state_dir)
+        result = await up_graph(graph, state_dir=state_dir, project=project)
         started = {i for i, t in result.timings.items() if t.action.changes or t.status == "failed"}
         if result.failures or result.skipped or result.cancelled:
             raise UpFailed(result.failures, result.skipped)
         yield _env(graph)
     finally:
         with anyio.CancelScope(shield=True):
-            await down_graph(graph, state_dir=state_dir, remove_volumes=remove_volumes, only=started)
+            await down_graph(graph, state_dir=state_dir, remove_volumes=remove_volumes, only=started,
+                             project=project)
 
 
 def _catalog(datums: PathLike | Sequence[PathLike] | None, environ: Mapping[str, str] | None) -> Catalog:

@@ -97,12 +97,15 @@ class Engine:
     ``state_dir`` enables per-node file locks so that two processes running
     ``up`` on overlapping graphs never start anything twice; ``None`` disables
     them (benchmarks, scheduler tests). ``install_missing`` lets presence checks
-    run a datum's ``install`` command when its tool is missing.
+    run a datum's ``install`` command when its tool is missing. ``project`` namespaces
+    what the runtimes make (docker names and labels); the caller passes the project's
+    own ``state_dir`` (:func:`~b00t_graph.projects.project_state_dir`).
     """
 
     def __init__(self, runtimes: RuntimeSet | Mapping[str, Runtime] | None = None, *,
                  reporter: Reporter | None = None, state_dir: Path | None = None,
-                 no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False) -> None:
+                 no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False,
+                 project: str | None = None) -> None:
         self.reporter: Reporter = reporter or Silent()
         if logging.getLogger("b00t_graph").isEnabledFor(logging.DEBUG):
             self.reporter = Logged(self.reporter)
@@ -111,7 +114,8 @@ class Engine:
             self.runtimes = runtimes
         else:
             self.runtimes = RuntimeSet(runtimes, state_dir=state_dir, reporter=self.reporter,
-                                       **({"install_missing": True} if install_missing else {}))
+                                       **({"install_missing": True} if install_missing else {}),
+                                       **({"project": project} if project else {}))
         self.no_recreate = no_recreate
         self.fail_fast = fail_fast
 

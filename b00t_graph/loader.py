@@ -107,15 +107,18 @@ class Catalog:
 
 def datum_dirs(explicit: Sequence[str | os.PathLike[str]] = (), environ: Mapping[str, str] | None = None,
                cwd: Path | None = None) -> list[Source]:
-    """Where datums come from: ``--datums``, else ``$_B00T_Path``, else ``./_b00t_``, else the packaged ones."""
+    """Where datums come from: ``--datums``, else ``$_B00T_Path``, else a ``_b00t_`` folder in the current
+    directory or the nearest one above it (as git finds ``.git``), else the packaged ones."""
     env = os.environ if environ is None else environ
     if explicit:
         return [Source(Path(p).expanduser(), "--datums") for p in explicit]
     if env.get("_B00T_Path"):
         return [Source(Path(p).expanduser(), "$_B00T_Path") for p in env["_B00T_Path"].split(os.pathsep) if p]
-    local = (cwd or Path.cwd()) / "_b00t_"
-    if local.is_dir():
-        return [Source(local, "./_b00t_")]
+    here = (cwd or Path.cwd()).absolute()
+    for up, folder in enumerate((here, *here.parents)):
+        local = folder / "_b00t_"
+        if local.is_dir():
+            return [Source(local, "./_b00t_" if up == 0 else "/".join([".."] * up) + "/_b00t_")]
     return [Source(PACKAGED_DATUMS, "packaged")]
 
 

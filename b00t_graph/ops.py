@@ -107,7 +107,7 @@ async def down(catalog: Catalog, graph: Graph, state_dir: Path, *, force: bool =
                project: str | None = None) -> DownOutcome:
     """``down TARGET`` that keeps what a running node outside the target still depends on;
     ``force`` stops those outside dependents first instead."""
-    async with Engine(reporter=reporter, state_dir=state_dir) as engine:
+    async with Engine(reporter=reporter, state_dir=state_dir, project=project) as engine:
         outside = [i for i in await _running_known(engine, catalog, state_dir, project) if i not in graph.nodes]
         full = _merge(graph, compile_known(catalog, outside)) if outside else graph
         plan = plan_down(full.deps(), graph.nodes, outside, force=force)
@@ -120,7 +120,7 @@ async def stop(catalog: Catalog, node: str, state_dir: Path, *, reporter: Report
     """Stop exactly ``node`` and, first, the running nodes that depend on it."""
     graph = _one_node(catalog, node, "stop", use)
     ident = graph.targets[0]
-    async with Engine(reporter=reporter, state_dir=state_dir) as engine:
+    async with Engine(reporter=reporter, state_dir=state_dir, project=project) as engine:
         running = await _running_known(engine, catalog, state_dir, project)
         full = _merge(graph, compile_known(catalog, [i for i in running if i not in graph.nodes]))
         deps = running_dependents(full.deps(), ident, running)
@@ -137,7 +137,7 @@ async def restart(catalog: Catalog, node: str, state_dir: Path, *, cascade: bool
     order, and the others probed again."""
     graph = _one_node(catalog, node, "restart", use)
     ident = graph.targets[0]
-    async with Engine(reporter=reporter, state_dir=state_dir) as engine:
+    async with Engine(reporter=reporter, state_dir=state_dir, project=project) as engine:
         running = await _running_known(engine, catalog, state_dir, project)
         known = compile_known(catalog, [i for i in running if i not in graph.nodes])
         deps = running_dependents(_merge(graph, known).deps(), ident, running)

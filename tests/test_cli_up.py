@@ -91,8 +91,8 @@ def test_up_status_up_again_recreate_down(write_datums: WriteDatums, svc: Path, 
     for ident in first:
         assert (again[ident]["action"], again[ident]["detail"]) == ("none", "already running")
     assert "already running" in proc.stderr and "critical path" in proc.stderr
-    assert f"BASE_URL=http://127.0.0.1:{base_port}" in proc.stdout.splitlines()
-    assert f"WEB_URL=http://127.0.0.1:{web_port}" in proc.stdout.splitlines()
+    assert f"export BASE_URL=http://127.0.0.1:{base_port}" in proc.stdout.splitlines()
+    assert f"export WEB_URL=http://127.0.0.1:{web_port}" in proc.stdout.splitlines()
 
     # Config change: --no-recreate keeps the old process, a plain up restarts it with a new pid.
     write_datums(datums("v2"), folder)

@@ -437,7 +437,8 @@ def test_datum_dirs_precedence(tmp_path: Path) -> None:
     assert datum_dirs([], environ=env, cwd=tmp_path) == [Source(tmp_path / "a", "$_B00T_Path"),
                                                          Source(tmp_path / "b", "$_B00T_Path")]
     assert datum_dirs([], environ={"_B00T_Path": ""}, cwd=tmp_path) == [Source(tmp_path / "_b00t_", "./_b00t_")]
-    assert datum_dirs([], environ={}, cwd=tmp_path / "_b00t_") == [Source(PACKAGED_DATUMS, "packaged")]
+    # no _b00t_ in the directory or above it (a parent's is found: tests/test_projects.py)
+    assert datum_dirs([], environ={}, cwd=Path(tmp_path.anchor)) == [Source(PACKAGED_DATUMS, "packaged")]
 
 
 def test_datum_dirs_expand_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

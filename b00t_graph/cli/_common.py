@@ -9,11 +9,10 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import anyio
 import click
-from rich.console import Console
 
 from .. import safety, textsafe
 from ..errors import (
@@ -28,11 +27,42 @@ from ..graph import Graph
 from ..loader import Catalog, datum_dirs, load_catalog
 from ..locks import default_state_dir, state_dir_problem
 
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+    from rich.console import Console
+
 T = TypeVar("T")
 
-# Off a terminal rich would wrap at 80 columns; logs and pipes read better unwrapped.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs more than most commands' own work."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # Off a terminal rich would wrap at 80 columns; logs and pipes read better unwrapped.
+            tty = (sys.stderr if self._stderr else sys.stdout).isatty()
+            self._console = Console(stderr=self._stderr, highlight=False, width=None if tty else 160)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __enter__(self) -> Console:  # dunders bypass __getattr__; rich's Live enters its console
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._real().__exit__(*exc)
+
+
+out = cast("Console", _LazyConsole(stderr=False))
+err = cast("Console", _LazyConsole(stderr=True))
 
 
 def _debug() -> bool:
@@ -97,15 +127,18 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _state(state_dir: Path | None) -> Path:
-    """The state directory to use, refused up front (exit 2) when it cannot be one."""
+def _state(state_dir: Path | None, project: str | None = None) -> Path:
+    """The effective state dir: ``--state-dir`` (or the default), in a project ``<it>/projects/<NAME>``;
+    refused up front (exit 2) when it cannot be one."""
+    from ..projects import project_state_dir
+
     path = state_dir if state_dir is not None else default_state_dir()
     why = state_dir_problem(path)
     if why is not None:
         origin = "--state-dir" if state_dir is not None else (
             "$B00T_GRAPH_STATE_DIR" if os.environ.get("B00T_GRAPH_STATE_DIR") else "default state dir")
         raise StateDirError(f"bad option {origin} {path}: {why}")
-    return path
+    return project_state_dir(path, project)
 
 
 class _Group(click.Group):
@@ -153,24 +186,88 @@ async def _interruptible(fn: Callable[[], Awaitable[T]]) -> tuple[T | None, bool
     return (result[0] if result else None), interrupted
 
 
-def _interrupted(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None) -> NoReturn:
-    """Say how to remove what an interrupted ``up`` started: the same targets, folders and state dir."""
+def _interrupted(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None,
+                 project: str | None = None) -> NoReturn:
+    """Say how to remove what an interrupted ``up`` started: the same targets, folders, state dir and project."""
     argv = ["b00t-graph", "down", *targets]
     for d in datums:
         argv += ["-d", d]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
+    if project:
+        argv += ["-p", project]
     _say(f"interrupted: what was started is recorded; `{shlex.join(argv)}` removes it")
     sys.exit(EXIT_INTERRUPTED)
 
 
 # --- shared options ------------------------------------------------------------------------------
+#
+# -d/--datums, --state-dir and -p/--project are accepted before the subcommand too (`b00t-graph -p ci up x`):
+# the group keeps them in ctx.obj and each subcommand's own option, when given, wins.
+
+DATUMS_HELP = "Datum folder (repeatable). Default: $_B00T_Path, a _b00t_ folder here or above, the packaged datums."
+STATE_HELP = ("Where process records, logs and locks live. "
+              "Default: $B00T_GRAPH_STATE_DIR or $XDG_STATE_HOME/b00t-graph.")
+PROJECT_HELP = ("Project namespace (letters, digits, - and _): its own containers, networks, volumes, process "
+                "records and locks. Default: $B00T_PROJECT, else none (shared).")
+
+
+def _group_value(ctx: click.Context, name: str) -> object:
+    """The value the group was given for ``name`` (before the subcommand, or from its env var)."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, dict) and name in obj:
+        return obj[name]
+    return ctx.find_root().params.get(name)  # completion parses without running the group's callback
+
+
+def _or_group(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    if value not in (None, ()) or param.name is None:
+        return value
+    found = _group_value(ctx, param.name)
+    return value if found in (None, ()) else found
+
+
+def _project_cb(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from ..projects import check_project
+
+    value = _or_group(ctx, param, value)  # type: ignore[assignment]
+    if ctx.resilient_parsing:
+        return value
+    try:
+        return check_project(value)
+    except B00tGraphError as exc:
+        _fail(exc)
+
+
+def _datum_paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    return _or_group(ctx, param, value)  # type: ignore[return-value]
+
 
 datums_opt = click.option("--datums", "-d", "datums", multiple=True, type=click.Path(file_okay=False, exists=True),
-                          help="Datum folder (repeatable). Default: $_B00T_Path, ./_b00t_, the packaged datums.")
+                          callback=_datum_paths, help=DATUMS_HELP)
 state_opt = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                         help="Where process records, logs and locks live. "
-                              "Default: $B00T_GRAPH_STATE_DIR or $XDG_STATE_HOME/b00t-graph.")
+                         callback=_or_group, help=STATE_HELP)
+project_opt = click.option("--project", "-p", "project", default=None, metavar="NAME", callback=_project_cb,
+                           help=PROJECT_HELP)
+
+
+def complete_targets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of TARGETS: datum identities (``grok.stack``) and their bare names when unambiguous."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        datums = ctx.params.get("datums") or _group_value(ctx, "datums") or ()
+        cat = load_catalog(datum_dirs(tuple(datums)))  # type: ignore[arg-type]
+    except Exception:  # completion must never print a traceback into the user's shell
+        return []
+    idents = sorted(cat.datums)
+    bare: dict[str, int] = {}
+    for ident in idents:
+        name = ident.rsplit(".", 1)[0]
+        bare[name] = bare.get(name, 0) + 1
+    words = [*idents, *(n for n, count in bare.items() if count == 1 and n not in cat.datums)]
+    return [CompletionItem(w, help=cat.datums[w].type if w in cat.datums else None)
+            for w in sorted(words) if w.startswith(incomplete)]
 
 
 def _catalog(datums: Sequence[str]) -> Catalog:

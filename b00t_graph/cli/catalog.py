@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import click
 
-from .. import render, safety, textsafe
+from .. import safety, textsafe
 from ..errors import (
     EXIT_INPUT,
     B00tGraphError,
@@ -111,7 +111,14 @@ def _grouped_notes(notes: Sequence[Problem]) -> list[str]:
 @click.option("--strict", is_flag=True, help="Also fail on notes (keys kept but not acted on).")
 @click.option("-v", "--verbose", is_flag=True, help="Every note of every file, not grouped by key.")
 def validate(dirs: tuple[str, ...], datums: tuple[str, ...], strict: bool, verbose: bool) -> None:
-    """Check every datum of the folders (DIRS and --datums) and report every problem at once (exit 2 if any)."""
+    """Check every datum of the folders (DIRS and --datums) and report every problem at once (exit 2 if any).
+
+    \b
+    Example:
+      b00t-graph validate                       # the folders b00t-graph would use
+      b00t-graph validate ./_b00t_ --strict     # notes fail too
+      b00t-graph -d ~/.dotfiles/_b00t_ validate
+    """
     cat = _catalog([*dirs, *datums])
     res = _check(cat)
     if verbose:
@@ -138,7 +145,15 @@ def validate(dirs: tuple[str, ...], datums: tuple[str, ...], strict: bool, verbo
 @datums_opt
 @click.option("--json", "as_json", is_flag=True)
 def ls_cmd(datums: tuple[str, ...], as_json: bool) -> None:
-    """Datums found, by type, and where each came from."""
+    """Datums found, by type, and where each came from.
+
+    \b
+    Example:
+      b00t-graph ls
+      b00t-graph ls -d ./_b00t_ --json
+    """
+    from .. import render
+
     cat = _catalog(datums)
     res = _check(cat)
     origin = {str(s.path): s.origin for s in cat.sources}

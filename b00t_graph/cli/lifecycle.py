@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import render, textsafe
-from ..engine import Engine, RunResult
+if TYPE_CHECKING:
+    from ..engine import RunResult
+
 from ..errors import (
     EXIT_RUNTIME,
 )
-from ..progress import make_reporter
 from ._common import (
     _deny_privileged,
     _graph,
@@ -23,32 +23,51 @@ from ._common import (
     _run,
     _say,
     _state,
+    complete_targets,
     datums_opt,
     err,
     out,
+    project_opt,
     state_opt,
     use_opt,
 )
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--no-recreate", is_flag=True, help="Leave running nodes whose configuration changed as they are.")
 @click.option("--fail-fast", is_flag=True, help="Cancel everything at the first failure.")
 @click.option("--timings-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write per-node timings and the critical path to this file.")
-@click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
+@click.option("--env", "print_env", is_flag=True,
+              help="Print the targets' resolved environment on stdout (see --env-format).")
+@click.option("--env-format", type=click.Choice(["shell", "dotenv", "json"]), default=None,
+              help="shell (default): export K='v' lines for eval; dotenv: K=\"v\" lines; json: one object. "
+                   "Implies --env.")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
 @click.option("--deny-privileged", is_flag=True, help="Refuse (exit 2) if a node runs privileged (see `plan`).")
 @use_opt
-def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool, deny_privileged: bool,
-       use: tuple[str, ...]) -> None:
-    """Bring targets up: every node starts as soon as its own dependencies are ready."""
+def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
+       no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
+       install_missing: bool, deny_privileged: bool, use: tuple[str, ...]) -> None:
+    """Bring targets up: every node starts as soon as its own dependencies are ready.
+
+    \b
+    Example:
+      b00t-graph up demo.stack
+      b00t-graph up grok -q --timings-json t.json
+      eval "$(b00t-graph up grok -q --env)"      # export the targets' env into this shell
+      b00t-graph up demo.stack -p ci-42          # in a project of its own
+    """
+    from .. import render
+    from ..engine import Engine
+    from ..progress import make_reporter
+
     graph = _graph(datums, targets, use)
     if deny_privileged:
         _deny_privileged(graph)
@@ -58,39 +77,39 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     reporter = make_reporter(graph, quiet=quiet, console=err)
 
     async def go() -> tuple[RunResult | None, bool]:
-        async with Engine(reporter=reporter, state_dir=_state(state_dir),
+        async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project,
                           no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
 
     res, interrupted = _run(go)
     if res is None:  # cancelled before the run returned its result
-        _interrupted(targets, datums, state_dir)
+        _interrupted(targets, datums, state_dir, project)
     if timings_json:
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:
         err.print(render.timings_view(res))
         for ident, why in res.notes.items():
             _say(f"note: {ident}: {why}")
-    if print_env and not res.failures:
+    if (print_env or env_format) and not res.failures:
+        from ..envtext import env_text
+
         env: dict[str, str] = {}
         for t in graph.targets:
             env.update(graph.env_of(t))
-        for k, v in sorted(env.items()):
-            click.echo(textsafe.escape(f"{k}={v}"))
+        click.echo(env_text(env, env_format or "shell"), nl=False)
     if interrupted or (res.cancelled and not res.failures):  # --fail-fast cancels too: that is a failure
-        _interrupted(targets, datums, state_dir)
+        _interrupted(targets, datums, state_dir, project)
     if res.failures or res.skipped:
         _say(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n" + render.failures_text(res))
         sys.exit(EXIT_RUNTIME)
 
 
-
-
 @click.command()
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--volumes", is_flag=True, help="Also remove named volumes b00t-graph created.")
 @click.option("--force", is_flag=True, help="Also stop, first, running nodes outside the targets that depend on them.")
@@ -99,7 +118,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 @click.option("--all", "everything", is_flag=True, help="Remove everything b00t-graph manages here "
               "(TARGETS, if given, are patterns of node names).")
 @use_opt
-def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool,
+def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
          volumes: bool, force: bool, orphans: bool, everything: bool, use: tuple[str, ...]) -> None:
     """Stop and remove what b00t-graph started, dependents first; never what it did not create.
 
@@ -107,41 +126,56 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     --force stops that dependent first instead.
 
     \b
-    Examples: b00t-graph down grok.stack
-              b00t-graph down --orphans
-              b00t-graph down --all 'grok-*'
+    Example:
+      b00t-graph down demo.stack
+      b00t-graph down grok --volumes            # also its named volumes
+      b00t-graph down demo.stack -p ci-42       # only project ci-42's
+      b00t-graph down --orphans 'old-*'         # what runs for datums that are gone
+      b00t-graph down --all                     # everything b00t-graph manages here
     """
     from .ops import down_managed, down_targets
 
     if orphans or everything:
         if orphans and everything:
             raise click.UsageError("give --orphans or --all, not both")
-        down_managed(datums, state_dir, quiet, volumes, everything, targets)
+        down_managed(datums, state_dir, quiet, volumes, everything, targets, project=project)
         return
     if not targets:
         raise click.UsageError("name a target, or give --orphans or --all")
-    down_targets(targets, datums, state_dir, quiet, volumes, use, force)
+    down_targets(targets, datums, state_dir, quiet, volumes, use, force, project=project)
 
 
 @click.command()
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("--json", "as_json", is_flag=True)
 @use_opt
-def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool,
+def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
+           as_json: bool,
            use: tuple[str, ...]) -> None:
-    """Each node's state, changing nothing; without a target, what `ps` shows."""
+    """Each node's state, changing nothing; without a target, what `ps` shows.
+
+    \b
+    Example:
+      b00t-graph status demo.stack
+      b00t-graph status grok --json -p ci-42
+      b00t-graph status                         # everything b00t-graph manages (= ps)
+    """
     if not targets:
         from .ops import ps_view
 
         ps_view(datums, state_dir, as_json)
         return
+    from .. import render
+    from ..engine import Engine
+
     graph = _graph(datums, targets, use)
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=_state(state_dir)) as engine:
+        async with Engine(state_dir=_state(state_dir, project), project=project) as engine:
             return await engine.plan(graph, unavailable)
 
     actions, observed = _run(go)

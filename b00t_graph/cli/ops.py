@@ -146,7 +146,7 @@ def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: b
 
 
 def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool,
-                 use: Sequence[str], force: bool) -> None:
+                 use: Sequence[str], force: bool, project: str | None = None) -> None:
     """``down TARGET``: keeps what a running node outside TARGET needs (``--force``: stops those first)."""
     from ..ops import down as do_down
 
@@ -156,8 +156,8 @@ def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path 
 
     async def go() -> DownOutcome:
         with reporter:
-            return await do_down(cat, graph, _state(state_dir), force=force, remove_volumes=volumes,
-                                 reporter=reporter)
+            return await do_down(cat, graph, _state(state_dir, project), force=force, remove_volumes=volumes,
+                                 reporter=reporter, project=project)
 
     res = _run(go)
     if not quiet:
@@ -174,7 +174,7 @@ def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path 
 
 
 def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool, everything: bool,
-                 patterns: Sequence[str] = ()) -> None:
+                 patterns: Sequence[str] = (), project: str | None = None) -> None:
     """``down --orphans`` / ``down --all``, limited to node names matching ``patterns`` when given."""
     from ..ops import down_all, remove_orphans
 
@@ -183,12 +183,12 @@ def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, vol
     failures: dict[str, str] = {}
     names: list[str] = []
     if everything:
-        res, removed, _ = _run(lambda: down_all(cat, sd, remove_volumes=volumes, patterns=patterns))
+        res, removed, _ = _run(lambda: down_all(cat, sd, remove_volumes=volumes, patterns=patterns, project=project))
         if res is not None:
             names += [i for i, t in res.timings.items() if t.status == "stopped"]
             failures.update({i: str(e) for i, e in res.failures.items()})
     else:
-        removed = _run(lambda: remove_orphans(cat, sd, patterns=patterns))
+        removed = _run(lambda: remove_orphans(cat, sd, patterns=patterns, project=project))
     names += [f"{m.node} ({m.runtime} {m.name if m.runtime == 'docker' else 'pid ' + m.ref}"
               + (", orphan)" if m.orphan or m.node not in cat.datums else ")") for m in removed.items]
     failures.update(removed.failures)

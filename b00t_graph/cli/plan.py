@@ -7,32 +7,35 @@ from typing import Any
 
 import click
 
-from .. import render
-from ..engine import Engine
-from ._common import (
-    _graph,
-    _run,
-    _state,
-    datums_opt,
-    out,
-    state_opt,
-    use_opt,
-)
+from ._common import _graph, _run, _state, complete_targets, datums_opt, out, project_opt, state_opt, use_opt
 
 
 @click.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
 @datums_opt
 @state_opt
+@project_opt
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan: nodes, edges, actions, env.")
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text",
               help="dot/mermaid: a picture of the graph.")
 @click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
 @click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
 @use_opt
-def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, as_json: bool, fmt: str,
+def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
+         as_json: bool, fmt: str,
          offline: bool, no_recreate: bool, use: tuple[str, ...]) -> None:
-    """Show what `up` would do, changing nothing: the graph, each node's env and the actions."""
+    """Show what `up` would do, changing nothing: the graph, each node's env and the actions.
+
+    \b
+    Example:
+      b00t-graph plan grok.stack
+      b00t-graph plan grok --json               # nodes, edges, actions, env
+      b00t-graph plan grok --format mermaid     # a picture of the graph
+      b00t-graph plan rag --offline --use embeddings=ollama-embeddings
+    """
+    from .. import render
+    from ..engine import Engine
+
     graph = _graph(datums, targets, use, offline=offline)
     if fmt == "dot":
         click.echo(render.dot(graph))
@@ -43,7 +46,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:
-        async with Engine(state_dir=_state(state_dir), no_recreate=no_recreate) as engine:
+        async with Engine(state_dir=_state(state_dir, project), project=project, no_recreate=no_recreate) as engine:
             if offline:
                 from ..runtimes import decide
 

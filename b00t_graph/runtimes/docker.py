@@ -4,7 +4,10 @@ What b00t-graph creates carries three labels: ``org.b00t-graph.managed=1``,
 ``org.b00t-graph.node=<id>`` and ``org.b00t-graph.config-hash=<hash>``. The
 container is named after the datum (or its ``--name``/``container_name``); a
 container of that name without our label, or made by b00t-graph for another
-datum, is *foreign*: it is reported, refused and never touched.
+datum, is *foreign*: it is reported, refused and never touched. In a project
+(``project=NAME``) container, network and volume names are prefixed ``NAME_``,
+everything also carries ``org.b00t-graph.project=NAME``, and only that project's
+containers are seen (:func:`in_project`).
 
 A datum with ``build`` has its image built here (``prepare``) from a tar of its
 context folder, or by the engine from a git URL; the image carries our labels
@@ -24,6 +27,7 @@ translated into b00t-graph's in one place, :func:`_translate`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import math
 import os
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiodocker
 import aiohttp
 import anyio
+import attrs
 from aiodocker.events import DockerEvents
 from aiodocker.exceptions import DockerError
 
@@ -87,13 +92,55 @@ PULL_STALL = 20.0
 STOP_SLACK = 30.0
 
 
-def labels_for(node: Node) -> dict[str, str]:
-    """The labels every object created for ``node`` carries."""
-    return {MANAGED: "1", NODE: node.id, HASH: node.config_hash}
+def labels_for(node: Node, project: str | None = None) -> dict[str, str]:
+    """The labels every object created for ``node`` carries (in ``project``, when given)."""
+    labels = {MANAGED: "1", NODE: node.id, HASH: node.config_hash}
+    if project:
+        labels[PROJECT] = project
+    return labels
 
 
 def _is_ours(labels: dict[str, str] | None) -> bool:
     return (labels or {}).get(MANAGED) == "1"
+
+
+def _project_of(labels: dict[str, str] | None) -> str:
+    """The project a managed object belongs to; "" for none."""
+    return (labels or {}).get(PROJECT) or ""
+
+
+def in_project(plan: ContainerPlan, project: str | None) -> ContainerPlan:
+    """``plan`` with its container, user networks and named volumes renamed ``<project>_…``.
+
+    On its network the container keeps the datum's own name as an alias, so the project's
+    containers still reach each other by the names their datums use. No project: ``plan`` itself.
+    """
+    if not project:
+        return plan
+    pre = f"{project}_"
+    nets = {n: pre + n for n in plan.networks}
+    vols = {v: pre + v for v in plan.volumes}
+    cfg = copy.deepcopy(plan.config)
+    host = cfg.setdefault("HostConfig", {})
+    if host.get("NetworkMode") in nets:
+        host["NetworkMode"] = nets[host["NetworkMode"]]
+    if "Binds" in host:
+        binds = []
+        for bind in host["Binds"]:
+            src, sep, rest = bind.partition(":")
+            binds.append(vols[src] + sep + rest if src in vols else bind)
+        host["Binds"] = binds
+    for mount in host.get("Mounts", ()):
+        if mount.get("Type") == "volume" and mount.get("Source") in vols:
+            mount["Source"] = vols[mount["Source"]]
+    if nets:
+        endpoints = cfg.setdefault("NetworkingConfig", {}).setdefault("EndpointsConfig", {})
+        for old, new in nets.items():
+            ep = endpoints.pop(old, {})
+            ep["Aliases"] = list(dict.fromkeys([*ep.get("Aliases", ()), plan.name]))
+            endpoints[new] = ep
+    return attrs.evolve(plan, name=pre + plan.name, config=cfg, networks=tuple(nets.values()),
+                        volumes=tuple(vols.values()))
 
 
 @contextmanager
@@ -329,10 +376,13 @@ def _grace_s(node: Node, plan: ContainerPlan) -> int:
     return math.ceil(node.spec.stop_grace_ms / 1000)
 
 
-async def _remove_container(d: Docker, ref: str, grace_s: int) -> bool:
-    """Stop (with grace) and remove one of our containers; False if it is absent or not ours."""
+async def _remove_container(d: Docker, ref: str, grace_s: int, project: str | None = None) -> bool:
+    """Stop (with grace) and remove one of our containers (of ``project``, "" for none, when given);
+    False if it is absent or not ours."""
     info = await _inspect(d, ref)
     if info is None or not _is_ours(info["Config"].get("Labels")):
+        return False
+    if project is not None and _project_of(info["Config"].get("Labels")) != project:
         return False
     c = d.containers.container(info["Id"])
     try:
@@ -424,8 +474,9 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(self, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                 pull_stall: float = PULL_STALL, **_: object) -> None:
+                 pull_stall: float = PULL_STALL, project: str | None = None, **_: object) -> None:
         self.reporter: Reporter = reporter or Silent()
+        self.project = project or None
         self.pull_stall = pull_stall
         self._bridge = AsyncioBridge("b00t-graph-docker")
         self._docker: Docker | None = None
@@ -472,9 +523,16 @@ class DockerRuntime:
     def _plan(self, node: Node) -> ContainerPlan:
         cached = self._plans.get(node.id)
         if cached is None or cached[0] != node.config_hash:
-            cached = (node.config_hash, make_plan(node, labels_for(node)))
+            cached = (node.config_hash, in_project(make_plan(node, self._labels(node)), self.project))
             self._plans[node.id] = cached
         return cached[1]
+
+    def _labels(self, node: Node) -> dict[str, str]:
+        return labels_for(node, self.project)
+
+    def _mine(self, labels: dict[str, str] | None) -> bool:
+        """Made by b00t-graph in this runtime's project (or, without one, in no project)."""
+        return _is_ours(labels) and _project_of(labels) == (self.project or "")
 
     async def aclose(self) -> None:
         docker, self._docker = self._docker, None
@@ -495,11 +553,13 @@ class DockerRuntime:
 
         async def look(d: Docker) -> tuple[dict[str, Any], dict[str, Any]]:
             ours: dict[str, Any] = {}
-            for c in await d.containers.list(all=True, filters={"label": [f"{MANAGED}=1"]}):
-                for nm in c["Names"] or ():
-                    ours[nm.lstrip("/")] = c
-            missing = [nm for nm in names if nm not in ours]
             foreign: dict[str, Any] = {}
+            for c in await d.containers.list(all=True, filters={"label": [f"{MANAGED}=1"]}):
+                # another project's container is not ours to see, only to avoid (a name both would use)
+                where = ours if self._mine(c["Labels"]) else foreign
+                for nm in c["Names"] or ():
+                    where[nm.lstrip("/")] = c
+            missing = [nm for nm in names if nm not in ours and nm not in foreign]
             if missing:
                 # the engine matches names by regular expression against "/name"
                 pattern = [f"^/{re.escape(nm)}$" for nm in missing]
@@ -527,6 +587,12 @@ class DockerRuntime:
                 status = str(c["Status"] or state) if state != "created" else "created, not started"
                 out[node.id] = Observed(State.RUNNING if running else State.STOPPED,
                                         (c["Labels"] or {}).get(HASH), c.id, f"container {c.id[:12]}: {status}")
+            elif nm in foreign and _is_ours(foreign[nm]["Labels"]):
+                c = foreign[nm]
+                other = _project_of(c["Labels"])
+                out[node.id] = Observed(State.FOREIGN, None, c.id,
+                                        f"a container named {nm!r} ({c.id[:12]}) was created by b00t-graph "
+                                        + (f"in project {other!r}" if other else "outside any project"))
             elif nm in foreign:
                 c = foreign[nm]
                 out[node.id] = Observed(State.FOREIGN, None, c.id,
@@ -550,7 +616,7 @@ class DockerRuntime:
         if action is Action.CREATE:
             try:
                 cid = await self._call("create the container", lambda m: StartError(node.id, m),
-                                       lambda d: _create(d, plan, labels_for(node)))
+                                       lambda d: _create(d, plan, self._labels(node)))
             except B00tGraphError:
                 return  # start() tries again and reports the error there, where the engine expects it
             self._precreated[node.id] = cid
@@ -685,7 +751,7 @@ class DockerRuntime:
             raise ConflictError(node.id, f"{observed.detail or 'the name is taken'}; it is left untouched: "
                                 "remove or rename it, or rename the datum")
         plan = self._plan(node)
-        labels = labels_for(node)
+        labels = self._labels(node)
         grace = _grace_s(node, plan)
         pre = self._precreated.pop(node.id, None)
         host_ports = published(plan.config) if self._local_engine() else []
@@ -708,16 +774,16 @@ class DockerRuntime:
                     info = await _inspect(d, plan.name)
                 if info is None:
                     return await fresh(d)
-                if not _is_ours(info["Config"].get("Labels")):
+                if not self._mine(info["Config"].get("Labels")):
                     raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
                 await _start(d, str(info["Id"]), plan.networks)
                 return str(info["Id"])
             if action is Action.RECREATE:
                 for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
                     info = await _inspect(d, ref)
-                    if info is not None and not _is_ours(info["Config"].get("Labels")):
+                    if info is not None and not self._mine(info["Config"].get("Labels")):
                         raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
-                    await _remove_container(d, ref, grace)
+                    await _remove_container(d, ref, grace, self.project or "")
             elif pre is not None:
                 info = await _inspect(d, pre)
                 if info is not None and (info["Config"].get("Labels") or {}).get(HASH) == node.config_hash:
@@ -750,7 +816,7 @@ class DockerRuntime:
                 raise StartError(node.id, f"the name {plan.name!r} stays reserved by the engine but no "
                                  "container of that name can be inspected")
             theirs = info["Config"].get("Labels") or {}
-            if not _is_ours(theirs):
+            if not self._mine(theirs):
                 raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched: remove or rename "
                                     "it, or rename the datum")
             if theirs.get(HASH) != node.config_hash:
@@ -803,7 +869,7 @@ class DockerRuntime:
         info = await self._call("inspect the container", fail, look)
         if info is None:
             raise NodeExited(node.id, f"container {name!r} does not exist (removed?)")
-        if not _is_ours(info["Config"].get("Labels")):
+        if not self._mine(info["Config"].get("Labels")):
             raise ConflictError(node.id, f"{_foreign_text(info)}; it is left untouched")
         self._ids[node.id] = str(info["Id"])
         return info
@@ -948,7 +1014,7 @@ class DockerRuntime:
 
         async def down(d: Docker) -> None:
             for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
-                await _remove_container(d, ref, grace)
+                await _remove_container(d, ref, grace, self.project or "")
             for net in plan.networks:
                 try:
                     data = await (await d.networks.get(net)).show()
@@ -960,7 +1026,7 @@ class DockerRuntime:
             if remove_volumes:
                 for vol in plan.volumes:
                     labels = await _volume_labels(d, vol)
-                    if labels is None or not _is_ours(labels) or labels.get(NODE) != node.id:
+                    if labels is None or not self._mine(labels) or labels.get(NODE) != node.id:
                         continue  # not made for this node: never ours to remove
                     try:
                         v = await d.volumes.get(vol)  # type: ignore[no-untyped-call]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
@@ -176,7 +177,7 @@ class TestOnAVirtualClock:
         host = Host(ready_at=t0 + 10.0)
         await wait_ready(node, host)
         at = [t - t0 for t in host.execs]
-        gaps = [b - a for a, b in zip(at, at[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(at)]
         assert gaps[:5] == pytest.approx([0.01, 0.015, 0.0225, 0.03375, 0.05])
         for i, gap in enumerate(gaps[1:], 1):
             assert gap <= gaps[i - 1] * 1.5 + 1e-9, i

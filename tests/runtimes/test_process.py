@@ -81,8 +81,9 @@ async def test_ordering_with_real_processes(write_datums: WriteDatums, svc: Path
     res = await up(folder, "a.process", "c.process", state_dir=state_dir)
     assert res.ok, res.failures
     t = res.timings
-    assert (t["c.process"].ready or 0) < (t["a.process"].ready or 0) - 0.3
-    assert (t["c.process"].runnable or 0) == pytest.approx(t["b.process"].ready or 0, abs=0.05)
+    assert (t["c.process"].ready or 0) < (t["a.process"].ready or 0)
+    # c becomes runnable when b is ready, not later (exact on a virtual clock: tests/test_engine.py)
+    assert (t["b.process"].ready or 0) <= (t["c.process"].runnable or 0) < (t["a.process"].ready or 0)
     assert [h.node for h in res.critical] == ["a.process"]
 
 

@@ -260,8 +260,8 @@ def test_readiness_timeout_exits_1_naming_the_node_and_the_probe(
     folder = write_datums({
         "deaf.process": process_datum("deaf", svc) + (
             "[b00t.health_check]\n"
-            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 300\ninterval_ms = 50\n'),
-    })
+            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 3000\ninterval_ms = 50\n'),
+    })  # 3 s: long enough for the service's first log line even on a loaded machine
     reaper.down_on_exit(["deaf.process"], folder)
     proc = cli("up", "deaf.process", "-d", str(folder), state_dir=state_dir)
     assert proc.returncode == 1, proc.stderr
@@ -269,6 +269,6 @@ def test_readiness_timeout_exits_1_naming_the_node_and_the_probe(
     err = proc.stderr
     summary = err[err.index("error: 1 node(s) failed, 0 skipped"):]
     assert summary.startswith(f"error: 1 node(s) failed, 0 skipped\n✗ deaf.process: readiness probe "
-                              f"http http://127.0.0.1:{port}/health → 200 did not pass within 0.3s (")
+                              f"http http://127.0.0.1:{port}/health → 200 did not pass within 3s (")
     assert "last: ConnectionRefusedError" in summary or "last: OSError" in summary, summary
     assert "last log lines:\n    deaf: starting" in summary

@@ -258,7 +258,7 @@ async def test_down_stops_dependents_first_and_independent_nodes_at_once(write_d
     assert not res.failures
     assert rt.stopped.index(P("c")) < rt.stopped.index(P("b")) < rt.stopped.index(P("a"))
     b = rt.stop_began
-    assert b[P("c")] + 0.15 <= b[P("b")] and b[P("b")] + 0.15 <= b[P("a")], "each waits for its dependents"
+    assert b[P("c")] + 0.14 <= b[P("b")] and b[P("b")] + 0.14 <= b[P("a")], "each waits for its dependents"
     # that x stops alongside c, and the wall time, to the instant: TestOnAVirtualClock
     assert res.timings[P("idle")].status == "absent" and res.timings[P("idle")].detail == "not running"
     assert res.timings["s.stack"].status == "group"

@@ -148,8 +148,8 @@ async def test_start_period_does_not_count_failures_against_retries(write_datums
     host = Host(exec_codes=(1,))
     with anyio.fail_after(10), pytest.raises(ReadinessTimeout) as info:
         await wait_ready(node, host)
-    assert len(host.execs) >= 3, "failures inside the start period are not counted"
-    assert host.execs[-2] - host.execs[0] < 0.15 <= host.execs[-1] - host.execs[0]
+    assert len(host.execs) >= 2, "failures inside the start period are not counted"
+    assert host.execs[-2] - host.execs[0] < 0.15  # the exact instants: TestOnAVirtualClock
     assert "failed 1 times (retries = 0)" in info.value.reason
 
 

@@ -93,20 +93,20 @@ async def test_readiness_timeout_names_the_node_and_the_probe(
     folder = write_datums({
         "deaf.process": process_datum("deaf", svc) + (
             "[b00t.health_check]\n"
-            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 400\ninterval_ms = 50\n'),
+            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 3000\ninterval_ms = 50\n'),
         "user.process": process_datum("user", svc, deps=["deaf.process"]),
         "free.process": process_datum("free", svc),
     })
     reaper.down_on_exit(["user.process", "free.process"], folder)
     t0 = time.monotonic()
     res = await up(folder, "user.process", "free.process", state_dir=state_dir)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 15
     err = res.failures["deaf.process"]
     assert isinstance(err, ReadinessTimeout)
     assert err.node == "deaf.process"
     text = str(err)
     assert text.startswith("deaf.process: ")
-    assert f"http http://127.0.0.1:{port}/health" in text and "did not pass within 0.4s" in text
+    assert f"http http://127.0.0.1:{port}/health" in text and "did not pass within 3s" in text
     assert "deaf: starting" in err.log_tail
     assert res.skipped == {"user.process": "dependency deaf.process failed"}
     assert res.timings["free.process"].status == "ready"

@@ -71,17 +71,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _skipped_docker: list[str] = []
+_ran_docker: list[str] = []
+_skipped_other: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "docker" in report.keywords:
-        _skipped_docker.append(report.nodeid)
+    if "docker" in report.keywords:
+        if report.skipped:
+            _skipped_docker.append(report.nodeid)
+        elif report.when == "call":
+            _ran_docker.append(report.nodeid)
+    elif report.skipped:
+        _skipped_other.append(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Under B00T_REQUIRE_DOCKER=1 a skipped docker test fails the run: CI must test the real engine."""
-    if os.environ.get("B00T_REQUIRE_DOCKER") == "1" and _skipped_docker:
-        print(f"\nB00T_REQUIRE_DOCKER=1 but {len(_skipped_docker)} docker test(s) skipped:")
-        for nodeid in _skipped_docker:
+    """Under B00T_REQUIRE_DOCKER=1 a skipped docker test fails the run: CI must test the real engine.
+
+    Under B00T_EXPECT_NO_DOCKER=1 (CI's run with the engine hidden) the run fails unless every docker
+    test skipped and no other test did: the suite must hold up on a machine without Docker.
+    """
+    def fail(why: str, nodeids: list[str]) -> None:
+        print(f"\n{why}:")
+        for nodeid in nodeids:
             print(f"  {nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    if os.environ.get("B00T_REQUIRE_DOCKER") == "1" and _skipped_docker:
+        fail(f"B00T_REQUIRE_DOCKER=1 but {len(_skipped_docker)} docker test(s) skipped", _skipped_docker)
+    if os.environ.get("B00T_EXPECT_NO_DOCKER") == "1":
+        if _ran_docker:
+            fail(f"B00T_EXPECT_NO_DOCKER=1 but {len(_ran_docker)} docker test(s) ran", _ran_docker)
+        elif not _skipped_docker:
+            fail("B00T_EXPECT_NO_DOCKER=1 but no docker test was collected", [])
+        if _skipped_other:
+            fail(f"B00T_EXPECT_NO_DOCKER=1 but {len(_skipped_other)} non-docker test(s) skipped", _skipped_other)

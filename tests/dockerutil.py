@@ -18,8 +18,12 @@ class _UnixConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()  # a failed connect must not leave the socket to the garbage collector
+            raise
         self.sock = sock
 
 
@@ -86,8 +90,6 @@ class Engine:
         for v in vols:
             if v["Name"].startswith(prefix):
                 self.request("DELETE", f"/volumes/{quote(v['Name'])}?force=1")
-
-
 
 
 def engine_reachable() -> bool:

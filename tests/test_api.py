@@ -13,7 +13,6 @@ import anyio
 import pytest
 import trio
 
-import b00t_graph
 from b00t_graph import (
     B00tGraphError,
     MissingDependencyError,
@@ -177,7 +176,3 @@ async def test_ensure_is_cancellable_and_leaves_a_record(
     assert scope.cancelled_caught
     assert set(records(state_dir)) == {"slow.process"}
 
-
-def test_public_names() -> None:
-    for name in b00t_graph.__all__:
-        assert hasattr(b00t_graph, name), name

@@ -6,6 +6,7 @@ point in a real subprocess, as a user would.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -230,6 +231,8 @@ GH_HOST = "github.com"
     ])
     strict = invoke("validate", "--strict", str(d))
     assert strict.exit_code == 2
+    # the same report; under --strict the notes it lists are what fails the run
+    assert strict.stdout == result.stdout and strict.stderr == ""
 
 
 # --- ls and where datums come from ------------------------------------------------------------------
@@ -296,8 +299,12 @@ def test_datum_folder_precedence_through_the_cli(tmp_path: Path, monkeypatch: py
     assert data["sources"] == [{"path": str(explicit), "origin": "--datums"}]
     assert [r["id"] for r in data["datums"]] == ["mine.mcp"]
     # the chosen folder is what plan reads too
-    assert invoke("plan", "--offline", "from-env-b").exit_code == 0
-    assert invoke("plan", "--offline", "local").exit_code == 2
+    planned = invoke("plan", "--offline", "--json", "from-env-b")
+    assert planned.exit_code == 0, planned.output
+    assert [n["id"] for n in json.loads(planned.stdout)["nodes"]] == ["from-env-b.mcp"]
+    ignored = invoke("plan", "--offline", "local")  # ./_b00t_ is not read when $_B00T_Path is set
+    assert ignored.exit_code == 2
+    assert ignored.stderr == "error: target 'local', which no datum provides\n"
 
 
 # --- the installed entry point, in real subprocesses ------------------------------------------------
@@ -357,7 +364,9 @@ def test_subprocess_plan_json_of_a_process_folder(tmp_path: Path) -> None:
                                 "description": "create and start"}]
 
 
-def test_subprocess_version(tmp_path: Path) -> None:
-    proc = _run("--version", cwd=tmp_path)
-    assert proc.returncode == 0
-    assert "version" in proc.stdout
+@pytest.mark.parametrize("script", [True, False], ids=["b00t-graph", "python -m b00t_graph"])
+def test_subprocess_version(tmp_path: Path, script: bool) -> None:
+    proc = _run("--version", cwd=tmp_path, script=script)
+    assert proc.returncode == 0, proc.stderr
+    prog = "b00t-graph" if script else "python -m b00t_graph"
+    assert proc.stdout == f"{prog}, version {importlib.metadata.version('b00t-graph')}\n"

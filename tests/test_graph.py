@@ -299,16 +299,16 @@ def test_a_thousand_generated_datums_load_and_compile_fast(tmp_path: Path) -> No
     members = ", ".join(f'"svc{i}.process"' for i in range(n))
     (tmp_path / "all.stack.toml").write_text(f"[b00t]\nmembers = [{members}]\n")
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: other processes on a loaded machine do not count against us
     cat = load_catalog([Source(tmp_path, "bench")])
     graph = compile_graph(cat, ["all"], environ={})
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
 
     assert cat.problems == []
     assert len(graph.nodes) == n + 1
     _assert_topological(graph)
     assert graph.nodes["svc999.process"].spec.args == ("-m", "http.server", "20999")
-    assert elapsed < 3.0, f"1,000 datums took {elapsed:.2f}s to load and compile"
+    assert elapsed < 3.0, f"1,000 datums took {elapsed:.2f}s of CPU to load and compile"
 
 
 def test_a_failed_export_does_not_cascade_into_its_dependents(write_datums: Write) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from b00t_graph.errors import (
     ConflictError,
     NodeExited,
     ReadinessTimeout,
-    RuntimeUnavailable,
     StartError,
 )
 from b00t_graph.graph import Graph, Node, compile_graph
@@ -133,7 +133,9 @@ async def test_create_ready_observe_recreate_stop(tmp_path: Path, prefix: str, t
     assert labels[MANAGED] == "1" and labels[NODE] == node.id and labels[HASH] == node.config_hash
     assert "GREETING=one" in info["Config"]["Env"]
     # the node is ready in the sense that matters: the service answers on the published port
-    assert await runtime.wait_ready(node)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        assert resp.status == 200
+        assert b"<h1>b00t-graph-test ok</h1>" in resp.read()
 
     # a config change means a new container
     write_datum(tmp_path, name, image=test_image, env={"GREETING": "two"}, **httpd(port))
@@ -326,24 +328,6 @@ async def test_missing_image_fails_fast_naming_image_and_datum(tmp_path: Path, p
     assert image in str(info.value) and name in str(info.value)
     assert (node.id, "pulling", image) in events
     assert engine.container(name) is None
-
-
-@pytest.mark.parametrize("host", ["unix:///nonexistent", "tcp://127.0.0.1:{port}"])
-async def test_unreachable_engine_is_runtime_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         host: str) -> None:
-    host = host.format(port=free_port())
-    monkeypatch.setenv("DOCKER_HOST", host)
-    write_datum(tmp_path, "b00tgt-nowhere", image="busybox")
-    node = node_of(tmp_path, "b00tgt-nowhere")
-    rt = DockerRuntime()
-    t0 = time.monotonic()
-    try:
-        with pytest.raises(RuntimeUnavailable) as info:
-            await rt.observe([node])
-    finally:
-        await rt.aclose()
-    assert time.monotonic() - t0 < 5
-    assert f"DOCKER_HOST={host}" in str(info.value)
 
 
 # --- volumes and networks --------------------------------------------------------------------------

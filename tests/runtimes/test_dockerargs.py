@@ -109,9 +109,16 @@ def test_anonymous_volume_and_mount_and_tmpfs() -> None:
     assert plan(node("--mount", "type=volume,source=vol1,target=/v"), LABELS).volumes == ("vol1",)
 
 
-@pytest.mark.parametrize("bad", ["data:relative", "vol:/x:bogus", "a:b:c:d", "relative-only", "bad name!:/x"])
-def test_bad_volumes_are_problems(bad: str) -> None:
-    assert len(problems("-v", bad)) == 1
+@pytest.mark.parametrize(("bad", "why"), [
+    ("data:relative", "the container path 'relative' must be absolute"),
+    ("vol:/x:bogus", "unknown volume option(s) bogus (known: Z, cached, consistent, delegated, nocopy, private, ro, "
+                     "rprivate, rshared, rslave, rw, shared, slave, z)"),
+    ("a:b:c:d", "expected source:destination[:options]"),
+    ("relative-only", "an anonymous volume needs an absolute container path"),
+    ("bad name!:/x", "'bad name!' is neither a path (/…, ./…, ~/…) nor a volume name"),
+])
+def test_bad_volumes_are_problems(bad: str, why: str) -> None:
+    assert problems("-v", bad) == [f"b00t.docker_args: {bad!r}: {why}"]
 
 
 # --- environment, labels, name ---------------------------------------------------------------------
@@ -203,6 +210,11 @@ def test_a_build_without_an_image_gets_a_local_name(tmp_path: Path) -> None:
     assert resolve(node(build=Build(context="https://example.invalid/x.git", file="D")).spec).remote
 
 
+def test_the_datum_name_is_the_default_container_name() -> None:
+    assert cfg("--name", "web") == cfg()
+    assert problems("--name", "web") == []
+
+
 def test_too_short_a_name_is_a_problem() -> None:
     assert problems(name="x")[0].startswith("b00t.name: ")
 
@@ -222,9 +234,10 @@ def test_user_network_is_created_builtin_ones_are_not() -> None:
 
 
 def test_conflicting_networks_are_problems() -> None:
-    assert len(problems("--network", "a", "--network", "b")) == 1
+    assert problems("--network", "a", "--network", "b") == [
+        "b00t.docker_args: --network 'b': only one network can be joined at creation (already 'a')"]
     assert problems("--network", "a", network="b")[0].startswith("b00t.network: ")
-    assert len(problems("--network-alias", "x")) == 1
+    assert problems("--network-alias", "x") == ["b00t.docker_args: --network-alias needs a user-defined --network"]
 
 
 # --- resources and the rest -------------------------------------------------------------------------
@@ -254,8 +267,10 @@ def test_restart_policies() -> None:
     assert cfg("--restart=on-failure:3")["HostConfig"]["RestartPolicy"] == {"Name": "on-failure",
                                                                             "MaximumRetryCount": 3}
     assert cfg("--restart", "no")["HostConfig"]["RestartPolicy"] == {"Name": ""}
-    assert len(problems("--restart", "sometimes")) == 1
-    assert len(problems("--restart", "always:3")) == 1
+    assert problems("--restart", "sometimes") == [
+        "b00t.docker_args: --restart 'sometimes': expected no, always, unless-stopped or on-failure[:N]"]
+    assert problems("--restart", "always:3") == [
+        "b00t.docker_args: --restart 'always:3': a retry count is only allowed as on-failure:N"]
 
 
 def test_gpus() -> None:
@@ -268,7 +283,7 @@ def test_gpus() -> None:
     assert req["DeviceIDs"] == ["GPU-3a2b"]
     (req,) = cfg("--gpus", "count=1,capabilities=compute,driver=nvidia")["HostConfig"]["DeviceRequests"]
     assert req["Capabilities"] == [["compute"]] and req["Driver"] == "nvidia" and req["Count"] == 1
-    assert len(problems("--gpus", "some")) == 1
+    assert problems("--gpus", "some") == ["b00t.docker_args: --gpus 'some': count must be a number or all"]
 
 
 def test_ulimits_hosts_user_workdir_entrypoint_command() -> None:
@@ -282,9 +297,12 @@ def test_ulimits_hosts_user_workdir_entrypoint_command() -> None:
     assert (c["User"], c["WorkingDir"], c["Entrypoint"]) == ("1000:1000", "/app", ["/bin/sh"])
     assert c["Cmd"] == ["-c", "echo hi", "extra"]
     assert "Cmd" not in cfg()
-    assert len(problems("--ulimit", "bogus=1")) == 1
-    assert len(problems("--ulimit", "nofile=10:5")) == 1
-    assert len(problems("--add-host", "nohost")) == 1
+    assert problems("--ulimit", "bogus=1") == [
+        "b00t.docker_args: --ulimit 'bogus=1': expected NAME=SOFT[:HARD] with NAME one of core, cpu, data, fsize, "
+        "locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack"]
+    assert problems("--ulimit", "nofile=10:5") == [
+        "b00t.docker_args: --ulimit 'nofile=10:5': the soft limit exceeds the hard one"]
+    assert problems("--add-host", "nohost") == ["b00t.docker_args: --add-host 'nohost': expected host:ip"]
 
 
 def test_switches_grouped_and_ignored() -> None:
@@ -301,14 +319,17 @@ def test_healthcheck_flags() -> None:
     assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "curl -f localhost"], "Interval": 2 * 10**9, "Retries": 5,
                                 "StartPeriod": 60 * 10**9, "Timeout": 500_000_000}
     assert cfg("--no-healthcheck")["Healthcheck"] == {"Test": ["NONE"]}
-    assert len(problems("--health-interval", "2s")) == 1
-    assert len(problems("--health-interval", "soon", "--health-cmd", "true")) == 1
+    assert problems("--health-interval", "2s") == [
+        "b00t.docker_args: --health-interval/--health-timeout/--health-retries need --health-cmd"]
+    assert problems("--health-interval", "soon", "--health-cmd", "true") == [
+        "b00t.docker_args: 'soon' is not a duration (e.g. 500ms, 10s, 1m30s)"]
 
 
 def test_pull_and_platform() -> None:
     p = plan(node("--pull", "never", "--platform", "linux/arm64"), LABELS)
     assert (p.pull, p.platform) == ("never", "linux/arm64")
-    assert len(problems("--pull", "sometimes")) == 1
+    assert problems("--pull", "sometimes") == [
+        "b00t.docker_args: --pull 'sometimes': expected missing, never or always"]
 
 
 # --- what is refused ---------------------------------------------------------------------------------
@@ -333,7 +354,10 @@ def test_positional_and_missing_values_are_problems() -> None:
 
 
 def test_every_problem_is_reported_not_just_the_first() -> None:
-    assert len(problems("-p", "bad", "-v", "also:bad:worse:x", "--restart", "maybe")) == 3
+    assert problems("-p", "bad", "-v", "also:bad:worse:x", "--restart", "maybe") == [
+        "b00t.docker_args: container port 'bad' is not a port number or range",
+        "b00t.docker_args: 'also:bad:worse:x': expected source:destination[:options]",
+        "b00t.docker_args: --restart 'maybe': expected no, always, unless-stopped or on-failure[:N]"]
 
 
 def test_plan_raises_datum_error_for_bad_args() -> None:

@@ -70,10 +70,11 @@ async def test_starts_detached_records_pid_and_passes_env(
 
 async def test_ordering_with_real_processes(write_datums: WriteDatums, svc: Path, state_dir: Path,
                                             reaper: Reaper) -> None:
-    # A boots slowly, B fast, C needs only B: C is ready long before A.
+    # A boots slowly, B fast, C needs only B: C is ready long before A. A's 3 s dwarf two Python
+    # start-ups (B then C) even on a loaded machine; the exact instants are on a virtual clock in test_engine.
     ports = {n: free_port() for n in "abc"}
     folder = write_datums({
-        "a.process": process_datum("a", svc, "--boot=0.8", port=ports["a"]),
+        "a.process": process_datum("a", svc, "--boot=3", port=ports["a"]),
         "b.process": process_datum("b", svc, port=ports["b"]),
         "c.process": process_datum("c", svc, deps=["b.process"], port=ports["c"]),
     })
@@ -81,8 +82,9 @@ async def test_ordering_with_real_processes(write_datums: WriteDatums, svc: Path
     res = await up(folder, "a.process", "c.process", state_dir=state_dir)
     assert res.ok, res.failures
     t = res.timings
-    assert (t["c.process"].ready or 0) < (t["a.process"].ready or 0) - 0.3
-    assert (t["c.process"].runnable or 0) == pytest.approx(t["b.process"].ready or 0, abs=0.05)
+    assert (t["c.process"].ready or 0) < (t["a.process"].ready or 0)
+    # c becomes runnable when b is ready, while a still boots
+    assert (t["b.process"].ready or 0) <= (t["c.process"].runnable or 0) < (t["a.process"].ready or 0)
     assert [h.node for h in res.critical] == ["a.process"]
 
 
@@ -92,20 +94,20 @@ async def test_readiness_timeout_names_the_node_and_the_probe(
     folder = write_datums({
         "deaf.process": process_datum("deaf", svc) + (
             "[b00t.health_check]\n"
-            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 400\ninterval_ms = 50\n'),
+            f'http_url = "http://127.0.0.1:{port}/health"\ntimeout_ms = 3000\ninterval_ms = 50\n'),
         "user.process": process_datum("user", svc, deps=["deaf.process"]),
         "free.process": process_datum("free", svc),
     })
     reaper.down_on_exit(["user.process", "free.process"], folder)
     t0 = time.monotonic()
     res = await up(folder, "user.process", "free.process", state_dir=state_dir)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 15
     err = res.failures["deaf.process"]
     assert isinstance(err, ReadinessTimeout)
     assert err.node == "deaf.process"
     text = str(err)
     assert text.startswith("deaf.process: ")
-    assert f"http http://127.0.0.1:{port}/health" in text and "did not pass within 0.4s" in text
+    assert f"http http://127.0.0.1:{port}/health" in text and "did not pass within 3s" in text
     assert "deaf: starting" in err.log_tail
     assert res.skipped == {"user.process": "dependency deaf.process failed"}
     assert res.timings["free.process"].status == "ready"

@@ -86,9 +86,10 @@ async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = N
 
 
 async def up_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                   no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False) -> RunResult:
-    async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
-                      no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
+                   no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False,
+                   keep_failed: bool = False) -> RunResult:
+    async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(), no_recreate=no_recreate,
+                      fail_fast=fail_fast, install_missing=install_missing, keep_failed=keep_failed) as engine:
         return await engine.up(graph)
 
 

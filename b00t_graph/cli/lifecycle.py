@@ -31,9 +31,12 @@ from ._common import _graph, _interrupted, _interruptible, _run, datums_opt, err
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
+@click.option("--keep-failed", is_flag=True,
+              help="Leave a node this run started running when it fails its readiness (to look at it); "
+                   "`status` shows it as not ready.")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
-       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
+       fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool, keep_failed: bool,
        use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
     graph = _graph(datums, targets, use)
@@ -44,7 +47,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 
     async def go() -> tuple[RunResult | None, bool]:
         async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
-                          no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
+                          no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing,
+                          keep_failed=keep_failed) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
 

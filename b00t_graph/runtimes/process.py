@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -220,6 +221,22 @@ class ProcessRuntime:
                 src.replace(log.with_name(f"{log.name}.{n}"))
         return log
 
+    def _check_runnable(self, node: Node, argv: list[str], env: dict[str, str]) -> None:
+        """The gate's ``exec`` would fail after the record is written: say it before, as ``Popen`` would."""
+        if not argv:
+            raise StartError(node.id, "no command to run")
+        exe, cwd = argv[0], self._cwd(node)
+        if not cwd.is_dir():
+            raise StartError(node.id, f"cannot run {exe!r}: its cwd {str(cwd)!r} is not a directory")
+        if "/" in exe:
+            path = exe if os.path.isabs(exe) else str(cwd / exe)
+            if not os.path.isfile(path):
+                raise StartError(node.id, f"cannot run {exe!r}: No such file or directory")
+            if not os.access(path, os.X_OK):
+                raise StartError(node.id, f"cannot run {exe!r}: Permission denied")
+        elif shutil.which(exe, path=env.get("PATH", os.defpath)) is None:
+            raise StartError(node.id, f"cannot run {exe!r}: No such file or directory (not on PATH)")
+
     async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
         if observed.state in (State.RUNNING, State.UNREADY) or self._record(node) is not None:
             await self.stop(node, observed)
@@ -227,6 +244,8 @@ class ProcessRuntime:
         check_free(node.id, probe_ports(node.health))
         self.dir.mkdir(parents=True, exist_ok=True)
         argv = self._argv(node)
+        env = self._env(node)
+        self._check_runnable(node, argv, env)
         log = self._rotate_logs(node.id)
         gate_r, gate_w = os.pipe()
         try:
@@ -234,7 +253,7 @@ class ProcessRuntime:
                 # start_new_session: the service gets its own process group, so Ctrl-C in the
                 # terminal that ran `up` does not reach it, and `down` can signal the whole group.
                 child = subprocess.Popen(["/bin/sh", "-c", GATE, GATE_ARGV0, *argv], cwd=self._cwd(node),
-                                         env=self._env(node), stdin=gate_r, stdout=out,
+                                         env=env, stdin=gate_r, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             os.close(gate_w)

@@ -22,6 +22,7 @@ from .errors import InputError as InputError
 from .errors import MissingDependencyError as MissingDependencyError
 from .errors import NodeError as NodeError
 from .errors import NodeExited as NodeExited
+from .errors import NodePaused as NodePaused
 from .errors import PortConflictError as PortConflictError
 from .errors import PortInUse as PortInUse
 from .errors import PresenceError as PresenceError
@@ -88,6 +89,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
     "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
+    "NodePaused",
     "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
     "RuntimeUnavailable", "StartError", "StateDirError", "UpFailed", "down_graph", "ensure", "load_graph",
     "mcp_servers", "ps", "restart", "running", "stop", "up_graph",

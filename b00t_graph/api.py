@@ -100,10 +100,11 @@ def _state(state_dir: Path | None, project: str | None) -> Path:
 
 async def up_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
                    no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False,
-                   project: str | None = None) -> RunResult:
+                   project: str | None = None, keep_failed: bool = False) -> RunResult:
     project = check_project(project)
     async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project,
-                      no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
+                      no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing,
+                      keep_failed=keep_failed) as engine:
         return await engine.up(graph)
 
 

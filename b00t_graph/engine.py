@@ -20,6 +20,7 @@ from .errors import (
     B00tGraphError,
     ConflictError,
     NodeError,
+    NodeExited,
     RuntimeUnavailable,
     StartError,
     StateDirError,
@@ -31,7 +32,8 @@ from .locks import node_lock, state_dir_problem
 from .runtimes import ABSENT, Action, Observed, Runtime, RuntimeSet, State, decide
 from .scheduler import Hop, Scheduler, chain_heights, critical_path
 
-_NO_LOCK = contextlib.nullcontext()
+#: observed states ``down`` stops
+STOPPABLE = (State.RUNNING, State.STOPPED, State.UNREADY, State.PAUSED)
 
 
 @attrs.define
@@ -99,13 +101,14 @@ class Engine:
     them (benchmarks, scheduler tests). ``install_missing`` lets presence checks
     run a datum's ``install`` command when its tool is missing. ``project`` namespaces
     what the runtimes make (docker names and labels); the caller passes the project's
-    own ``state_dir`` (:func:`~b00t_graph.projects.project_state_dir`).
+    own ``state_dir`` (:func:`~b00t_graph.projects.project_state_dir`). A node this run started
+    that then fails (never ready, exited) is stopped again unless ``keep_failed``.
     """
 
     def __init__(self, runtimes: RuntimeSet | Mapping[str, Runtime] | None = None, *,
                  reporter: Reporter | None = None, state_dir: Path | None = None,
                  no_recreate: bool = False, fail_fast: bool = False, install_missing: bool = False,
-                 project: str | None = None) -> None:
+                 project: str | None = None, keep_failed: bool = False) -> None:
         self.reporter: Reporter = reporter or Silent()
         if logging.getLogger("b00t_graph").isEnabledFor(logging.DEBUG):
             self.reporter = Logged(self.reporter)
@@ -118,6 +121,7 @@ class Engine:
                                        **({"project": project} if project else {}))
         self.no_recreate = no_recreate
         self.fail_fast = fail_fast
+        self.keep_failed = keep_failed
 
     async def aclose(self) -> None:
         await self.runtimes.aclose()
@@ -235,7 +239,7 @@ class Engine:
             tm = res.timings[ident]
             tm.runnable = now()
             try:
-                await self._bring_up(node, tm, observed.get(ident, ABSENT), prepared, prep_errors, now)
+                await self._bring_up(node, tm, observed.get(ident, ABSENT), prepared, prep_errors, now, graph)
             except B00tGraphError as exc:
                 failed(ident, exc)
                 return
@@ -268,6 +272,9 @@ class Engine:
                         prepared[ident] = anyio.Event()
                         tg.start_soon(prepare, node, rt, action)
                 launch(sched.initial())
+            # A node that was ready may have died since (its probe answered by someone else, a crash
+            # right after): the run is only a success if all it brought up still runs at its end.
+            await self._recheck(graph, res, failed)
         finally:
             res.wall = now()
             for tm in res.timings.values():
@@ -280,8 +287,65 @@ class Engine:
                 {i: t.ready for i, t in ready.items() if t.ready is not None})
         return res
 
+    async def _recheck(self, graph: Graph, res: RunResult, failed: Callable[[str, B00tGraphError], None]) -> None:
+        for ident, tm in res.timings.items():
+            if tm.status not in ("ready", "running") or tm.action.checks:
+                continue
+            node = graph.nodes[ident]
+            rt = self._runtime(node)
+            alive = getattr(rt, "alive", None)
+            if alive is None:
+                continue
+            try:
+                await alive(node)
+            except NodeError as exc:
+                failed(ident, NodeExited(ident, f"{exc.reason} (after it was ready, before up finished)",
+                                         exc.log_tail))
+
+    def _runtime_deps(self, graph: Graph, node: Node) -> list[Node]:
+        """The nodes with a runtime that ``node`` needs directly, looking through stacks and groups."""
+        out: dict[str, Node] = {}
+        todo = list(node.deps)
+        seen: set[str] = set()
+        while todo:
+            ident = todo.pop()
+            if ident in seen or ident not in graph.nodes:
+                continue
+            seen.add(ident)
+            dep = graph.nodes[ident]
+            rt = self._runtime(dep)
+            if rt is None:
+                todo.extend(dep.deps)
+            elif getattr(rt, "starts", True) and dep.spec.managed:
+                out[ident] = dep
+        return list(out.values())
+
+    async def _deps_alive(self, graph: Graph, node: Node, stack: contextlib.AsyncExitStack) -> None:
+        """Hold each dependency's lock shared (a ``down`` of it waits) and check it still runs."""
+        for dep in sorted(self._runtime_deps(graph, node), key=lambda d: d.id):
+            await stack.enter_async_context(node_lock(self.state_dir, dep.id, shared=True))
+            alive = getattr(self._runtime(dep), "alive", None)
+            if alive is None:
+                continue
+            try:
+                await alive(dep)
+            except NodeError:
+                raise StartError(node.id, f"dependency {dep.id} was stopped by another command "
+                                 "(or died) before this node could start") from None
+
+    async def _start(self, rt: Runtime, node: Node, obs: Observed, action: Action) -> None:
+        try:
+            await rt.start(node, obs, action)
+        except B00tGraphError:
+            if not self.keep_failed:
+                # A start that failed half way (a container created, its port taken) removes what it made.
+                with anyio.CancelScope(shield=True), contextlib.suppress(B00tGraphError):
+                    await rt.stop(node, (await rt.observe([node])).get(node.id, ABSENT))
+            raise
+
     async def _bring_up(self, node: Node, tm: NodeTiming, obs: Observed, prepared: dict[str, anyio.Event],
-                        prep_errors: dict[str, B00tGraphError], clock: Callable[[], float]) -> None:
+                        prep_errors: dict[str, B00tGraphError], clock: Callable[[], float],
+                        graph: Graph | None = None) -> None:
         rt = self._runtime(node)
         if rt is None:
             tm.ready, tm.status = clock(), "ready"
@@ -307,8 +371,9 @@ class Engine:
             tm.ready, tm.status, tm.detail = clock(), "running", action.value
             self.reporter.event(node.id, "running", how)
             return
-        async with node_lock(self.state_dir, node.id) if self.state_dir is not None else _NO_LOCK:
+        async with contextlib.AsyncExitStack() as stack:
             if self.state_dir is not None:
+                await stack.enter_async_context(node_lock(self.state_dir, node.id))
                 # Another process may have acted between our batched look and the lock: look again.
                 fresh = (await rt.observe([node])).get(node.id, ABSENT)
                 if fresh != obs:
@@ -321,15 +386,29 @@ class Engine:
                 if node.id in prep_errors and action.changes:
                     raise prep_errors[node.id]
             if action.changes:
-                tm.started, tm.status = clock(), "starting"
-                self.reporter.event(node.id, "starting", action.value)
-                await rt.start(node, obs, action)
+                if self.state_dir is not None and graph is not None:
+                    async with contextlib.AsyncExitStack() as deps:
+                        await self._deps_alive(graph, node, deps)
+                        tm.started, tm.status = clock(), "starting"
+                        self.reporter.event(node.id, "starting", action.value)
+                        await self._start(rt, node, obs, action)
+                else:
+                    tm.started, tm.status = clock(), "starting"
+                    self.reporter.event(node.id, "starting", action.value)
+                    await self._start(rt, node, obs, action)
                 tm.launched = clock()
             elif action is Action.CONFLICT:
                 raise ConflictError(node.id, obs.detail or "the name is taken by something b00t-graph did not create")
             tm.status = "probing"
             self.reporter.event(node.id, "probing", ", ".join(node.health.probes()) if node.health else "")
-            how = await rt.wait_ready(node)
+            try:
+                how = await rt.wait_ready(node)
+            except B00tGraphError:
+                if action.changes and not self.keep_failed:
+                    # Never leave a service this run started that is not ready (and so not "running").
+                    with anyio.CancelScope(shield=True), contextlib.suppress(B00tGraphError):
+                        await rt.stop(node, (await rt.observe([node])).get(node.id, ABSENT))
+                raise
         tm.ready, tm.status, tm.detail = clock(), "ready", action.value if not action.changes else how
         self.reporter.event(node.id, "ready", how)
 
@@ -356,11 +435,21 @@ class Engine:
             try:
                 if rt is not None and not getattr(rt, "starts", True):
                     rt = None  # a check started nothing: nothing to stop
-                if rt is not None and obs.state in (State.RUNNING, State.STOPPED) and (only is None or ident in only):
-                    self.reporter.event(ident, "stopping", obs.detail)
-                    tm.started = tm.runnable
-                    async with node_lock(self.state_dir, ident):
-                        await rt.stop(node, obs, remove_volumes=remove_volumes)
+                stopped = False
+                if rt is not None and obs.state is not State.FOREIGN and (only is None or ident in only):
+                    async with node_lock(self.state_dir, ident, remove=True):
+                        if self.state_dir is not None:
+                            # An `up` may have started it since the batched look (it held the lock): look again.
+                            obs = (await rt.observe([node])).get(ident, ABSENT)
+                        if obs.state in STOPPABLE:
+                            self.reporter.event(ident, "stopping", obs.detail)
+                            tm.started = tm.runnable
+                            await rt.stop(node, obs, remove_volumes=remove_volumes)
+                            stopped = True
+                        elif remove_volumes or obs.state is State.ABSENT:
+                            # Nothing runs, but what was made for it (a network, a volume) may remain.
+                            await rt.stop(node, obs, remove_volumes=remove_volumes)
+                if stopped:
                     tm.status, tm.detail = "stopped", obs.detail
                 else:
                     tm.status = "absent" if rt is not None else "group"

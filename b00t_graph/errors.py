@@ -227,6 +227,10 @@ class NodeExited(NodeError):
     """The node's process or container exited while it was starting or being waited on."""
 
 
+class NodePaused(NodeExited):
+    """The node's container is paused: no probe can pass, so ``up`` fails it at once. ``docker unpause`` it."""
+
+
 class StopError(NodeError):
     """The runtime could not stop or remove the node."""
 

@@ -147,6 +147,9 @@ async def wait_ready(node: Node, host: ProbeHost) -> str:
             tries += 1
             result = await probe_once(node, hc, host, http)
             if result is None:
+                # An answer counts only while the node itself still runs: a probe answered by another
+                # program, or by a service on its way out, does not make the node ready.
+                await host.alive(node)
                 return "; ".join(hc.probes())
             why = result
             now = anyio.current_time()

@@ -51,10 +51,13 @@ from ._common import (
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
 @click.option("--deny-privileged", is_flag=True, help="Refuse (exit 2) if a node runs privileged (see `plan`).")
+@click.option("--keep-failed", is_flag=True,
+              help="Leave a node this run started running when it fails its readiness (to look at it); "
+                   "`status` shows it as not ready.")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
        no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
-       install_missing: bool, deny_privileged: bool, use: tuple[str, ...]) -> None:
+       install_missing: bool, deny_privileged: bool, keep_failed: bool, use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready.
 
     \b
@@ -78,7 +81,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
 
     async def go() -> tuple[RunResult | None, bool]:
         async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project,
-                          no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing) as engine:
+                          no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing,
+                          keep_failed=keep_failed) as engine:
             with reporter:
                 return await _interruptible(lambda: engine.up(graph))
 

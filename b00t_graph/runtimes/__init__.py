@@ -30,6 +30,8 @@ class State(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     FOREIGN = "foreign"  # something b00t-graph did not create holds the node's name
+    UNREADY = "not ready"  # runs, but never passed its readiness probe (``up --keep-failed``)
+    PAUSED = "paused"  # a paused container: neither running nor stopped, and probes cannot pass
 
 
 @attrs.frozen
@@ -90,7 +92,8 @@ def decide(node: Node, observed: Observed | None, *, no_recreate: bool = False) 
     same = obs.config_hash == node.config_hash
     if not same:
         return Action.KEEP if no_recreate else Action.RECREATE
-    return Action.NONE if obs.state is State.RUNNING else Action.START
+    # left alone and probed: not ready (it may be now), paused (its readiness fails at once, saying so)
+    return Action.NONE if obs.state in (State.RUNNING, State.UNREADY, State.PAUSED) else Action.START
 
 
 @runtime_checkable

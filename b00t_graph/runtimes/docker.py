@@ -52,6 +52,7 @@ from ..errors import (
     B00tGraphError,
     ConflictError,
     NodeExited,
+    NodePaused,
     PortInUse,
     ReadinessTimeout,
     RuntimeUnavailable,
@@ -583,9 +584,12 @@ class DockerRuntime:
             elif nm in ours:
                 c = ours[nm]
                 state = str(c["State"])
-                running = state in ("running", "restarting", "paused")
+                running = state in ("running", "restarting")
                 status = str(c["Status"] or state) if state != "created" else "created, not started"
-                out[node.id] = Observed(State.RUNNING if running else State.STOPPED,
+                # a container whose own HEALTHCHECK says it is not (yet) healthy is not "running"
+                unready = running and ("(unhealthy)" in status or "(health: starting)" in status)
+                out[node.id] = Observed(State.PAUSED if state == "paused" else State.UNREADY if unready
+                                        else State.RUNNING if running else State.STOPPED,
                                         (c["Labels"] or {}).get(HASH), c.id, f"container {c.id[:12]}: {status}")
             elif nm in foreign and _is_ours(foreign[nm]["Labels"]):
                 c = foreign[nm]
@@ -897,6 +901,13 @@ class DockerRuntime:
         st = info["State"]
         if not st.get("Running") or st.get("Restarting"):
             raise await self._exited(node, info)
+        self._not_paused(node, info)
+
+    def _not_paused(self, node: Node, info: dict[str, Any]) -> None:
+        if info["State"].get("Paused"):
+            name = str(info.get("Name") or self._plan(node).name).lstrip("/")
+            raise NodePaused(node.id, f"container {name} is paused: no probe can pass "
+                             f"(`docker unpause {name}` resumes it)")
 
     async def exec(self, node: Node, argv: list[str], timeout: float) -> int:
         ref = self._ids.get(node.id) or self._plan(node).name
@@ -937,6 +948,7 @@ class DockerRuntime:
         st = info["State"]
         if not st.get("Running") or st.get("Restarting"):
             raise await self._exited(node, info)
+        self._not_paused(node, info)
         cid = str(info["Id"])
         hc = node.health
         if hc is not None and hc.probes():

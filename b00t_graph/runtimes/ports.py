@@ -58,6 +58,17 @@ def holder(port: int, proto: str = "tcp") -> str:
     return ""
 
 
+def holder_pids(port: int, proto: str = "tcp") -> set[int]:
+    """The pids listening on ``port`` (any address) that the OS lets us see; empty when it cannot tell."""
+    kind = "udp" if proto == "udp" else "tcp"
+    try:
+        conns = psutil.net_connections(kind=kind)
+    except (psutil.Error, OSError):
+        return set()
+    return {c.pid for c in conns if c.laddr and c.laddr.port == port and c.pid is not None
+            and (kind == "udp" or c.status == psutil.CONN_LISTEN)}
+
+
 def check_free(node_id: str, ports: Iterable[tuple[int, str, str]], extra: str = "") -> None:
     """Raise :class:`PortInUse` for the first of ``(port, proto, ip)`` that another program holds."""
     for port, proto, ip in ports:

@@ -13,6 +13,7 @@ from b00t_graph import errors
 from b00t_graph.errors import (
     AmbiguousTargetError,
     B00tGraphError,
+    CapabilityError,
     ConflictError,
     CycleError,
     DatumError,
@@ -23,9 +24,14 @@ from b00t_graph.errors import (
     MissingDependencyError,
     NodeError,
     NodeExited,
+    NodePaused,
+    PortConflictError,
+    PortInUse,
+    PresenceError,
     ReadinessTimeout,
     RuntimeUnavailable,
     StartError,
+    StateDirError,
     StopError,
     UpFailed,
 )
@@ -34,10 +40,11 @@ from b00t_graph.runtimes.null import NullRuntime
 
 #: Written out here on purpose, not read from ``b00t_graph.__all__``: removing a name must fail a test.
 PUBLIC = [
-    "B00tGraphError", "ConflictError", "CycleError", "DatumError", "Engine", "EnvError", "Graph",
-    "GraphError", "InputError", "MissingDependencyError", "Node", "NodeError", "NodeExited",
-    "ReadinessTimeout", "RunResult", "Runtime", "RuntimeUnavailable", "StartError", "UpFailed",
-    "down_graph", "ensure", "load_graph", "running", "up_graph",
+    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
+    "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
+    "NodePaused", "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
+    "RuntimeUnavailable", "StartError", "StateDirError", "UpFailed",
+    "down_graph", "ensure", "load_graph", "mcp_servers", "ps", "restart", "running", "stop", "up_graph",
 ]
 
 #: The README's tree under ``b00t_graph.errors``, as (child, parent) edges.
@@ -58,6 +65,12 @@ TREE = [
     (StopError, NodeError),
     (UpFailed, B00tGraphError),
     (LockTimeout, B00tGraphError),
+    (StateDirError, InputError),
+    (CapabilityError, GraphError),
+    (PortConflictError, GraphError),
+    (PortInUse, StartError),
+    (PresenceError, NodeError),
+    (NodePaused, NodeExited),
 ]
 
 
@@ -77,7 +90,8 @@ def test_every_class_of_the_readme_tree_is_in_b00t_graph_errors() -> None:
     assert TREE_NAMES == {
         "B00tGraphError", "InputError", "DatumError", "EnvError", "GraphError", "CycleError",
         "MissingDependencyError", "AmbiguousTargetError", "RuntimeUnavailable", "NodeError", "StartError",
-        "ConflictError", "ReadinessTimeout", "NodeExited", "StopError", "UpFailed", "LockTimeout"}
+        "ConflictError", "ReadinessTimeout", "NodeExited", "StopError", "UpFailed", "LockTimeout",
+        "StateDirError", "CapabilityError", "PortConflictError", "PortInUse", "PresenceError", "NodePaused"}
     for name in TREE_NAMES:
         assert getattr(errors, name).__module__ == "b00t_graph.errors", name
 
@@ -100,6 +114,8 @@ def test_branches_do_not_cross() -> None:
     (MissingDependencyError, 2), (AmbiguousTargetError, 2),
     (RuntimeUnavailable, 1), (NodeError, 1), (StartError, 1), (ConflictError, 1), (ReadinessTimeout, 1),
     (NodeExited, 1), (StopError, 1), (UpFailed, 1), (LockTimeout, 1), (B00tGraphError, 1),
+    (StateDirError, 2), (CapabilityError, 2), (PortConflictError, 2), (PortInUse, 1), (PresenceError, 1),
+    (NodePaused, 1),
 ])
 def test_exit_code_of_each_class(cls: type[B00tGraphError], code: int) -> None:
     assert cls.exit_code == code

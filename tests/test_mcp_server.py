@@ -152,7 +152,7 @@ async def test_a_long_ensure_does_not_block_other_calls(write_datums: WriteDatum
             await probing.wait()
             status = data(await client.call_tool("status", {"target": "slow"}))
             assert not done.is_set(), "status waited for the ensure"
-            assert status["nodes"][0]["state"] == "running"  # started, not yet ready
+            assert status["nodes"][0]["state"] == "not ready"  # started, not yet ready
         data(await client.call_tool("down", {"target": "slow"}))
 
 

@@ -336,7 +336,10 @@ def test_a_health_check_that_never_passes_times_out_naming_node_and_probe(stack:
     failure = next(line for line in proc.stderr.splitlines() if line.startswith(f"✗ {stack.ident('a')}:"))
     assert f"readiness probe http http://127.0.0.1:{port}/" in failure, failure
     assert "did not pass within 1.5s" in failure, failure
-    assert stack.info("a")["State"]["Running"] is True  # left as it is, for inspection
+    assert stack.engine.container(stack.name("a")) is None  # a node this run started that failed is removed
+    kept = stack.up("--keep-failed")
+    assert kept.returncode == 1, kept.stderr
+    assert stack.info("a")["State"]["Running"] is True  # --keep-failed leaves it, for inspection
 
 
 def test_a_foreign_container_holding_a_name_is_refused_and_untouched(stack: Stack) -> None:

@@ -15,6 +15,7 @@ import click
 from ._common import _debug
 from .catalog import ls_cmd, validate
 from .lifecycle import down, status, up
+from .logs import exec_cmd, logs
 from .mcp import mcp_config, mcp_group
 from .plan import plan
 
@@ -35,7 +36,7 @@ def main() -> None:
 # --- plan ----------------------------------------------------------------------------------------
 
 
-for _cmd in (plan, up, down, status, validate, ls_cmd, mcp_config, mcp_group):
+for _cmd in (plan, up, down, status, logs, exec_cmd, validate, ls_cmd, mcp_config, mcp_group):
     main.add_command(_cmd)
 
 

@@ -3,9 +3,10 @@
 Container lines carry the engine's own timestamps (``timestamps=1``). A process writes its
 output straight into ``<state>/process/<id>.log`` with no timestamps, so its lines get one
 here: lines already in the file are spread between the process's start (its record) and the
-file's last write (its mtime) by their offset in the file, the last line on the mtime; lines that appear while following get the time
-they were read (the poll is 0.2 s). Lines of one node are never reordered; across nodes,
-history is ordered by those estimates and followed lines by when they appeared.
+file's last write (its mtime) by their offset in the file, the last line on the mtime; lines
+that appear while following get the time they were read (the poll is 0.2 s). Lines of one node
+are never reordered; across nodes, history is ordered by those estimates and followed lines by
+when they appeared.
 """
 
 from __future__ import annotations

@@ -31,16 +31,18 @@ from ._common import _graph, _interrupted, _interruptible, _run, datums_opt, err
 @click.option("--env", "print_env", is_flag=True, help="Print the targets' resolved environment (KEY=value).")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
+@click.option("--logs", "show_logs", is_flag=True,
+              help="When a node fails, print its last log lines at once (the live view shows the last 3).")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, quiet: bool, no_recreate: bool,
        fail_fast: bool, timings_json: Path | None, print_env: bool, install_missing: bool,
-       use: tuple[str, ...]) -> None:
+       show_logs: bool, use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready."""
     graph = _graph(datums, targets, use)
     if not quiet:
         for problem in graph.notes:
             click.echo(f"note: {problem}", err=True)
-    reporter = make_reporter(graph, quiet=quiet, console=err)
+    reporter = make_reporter(graph, quiet=quiet, console=err, logs=show_logs)
 
     async def go() -> tuple[RunResult | None, bool]:
         async with Engine(reporter=reporter, state_dir=state_dir or default_state_dir(),
@@ -57,6 +59,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         err.print(render.timings_view(res))
         for ident, why in res.notes.items():
             click.echo(f"note: {ident}: {why}", err=True)
+        if res.ok:
+            _after_up(res, targets)
     if print_env and not res.failures:
         env: dict[str, str] = {}
         for t in graph.targets:
@@ -69,6 +73,21 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         click.echo(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n"
                    + render.failures_text(res), err=True)
         sys.exit(EXIT_RUNTIME)
+
+
+def _after_up(res: RunResult, targets: tuple[str, ...]) -> None:
+    """Where to reach what runs now, and the next useful command."""
+    import shlex
+
+    from ..progress import endpoints
+
+    up_now = [i for i, t in res.timings.items() if t.status in ("ready", "running")]
+    width = max((len(i) for i in up_now), default=0)
+    for ident, where in endpoints(res.graph, up_now).items():
+        err.print(f"{ident:<{width}}  {'  '.join(where)}", markup=False, highlight=False, soft_wrap=True)
+    what = shlex.join(targets)
+    err.print(f"next: b00t-graph logs {what} -f   ·   b00t-graph down {what}", markup=False, highlight=False,
+              style="dim", soft_wrap=True)
 
 
 @click.command()

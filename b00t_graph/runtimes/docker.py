@@ -1006,8 +1006,8 @@ class DockerRuntime:
         async def look(d: Docker) -> dict[str, str]:
             found: dict[str, str] = {}
             for c in await d.containers.list(all=True, filters={"label": [f"{MANAGED}=1"]}):
-                node = (c.get("Labels") or {}).get(NODE)
-                if node and c.get("Names"):
+                node = (c["Labels"] or {}).get(NODE)
+                if node and c["Names"]:
                     found[str(node)] = str(c["Names"][0]).lstrip("/")
             return found
 

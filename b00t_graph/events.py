@@ -18,7 +18,8 @@ class Reporter(Protocol):
         failed, skipped, stopping, stopped, cancelled; ``detail`` is free text for people.
 
         ``probe`` is not a phase but a try of a readiness probe that failed (the node stays
-        ``probing``): ``detail`` is ``"try N: <why>"``, e.g. ``"try 3: connection refused"``; ``log`` carries a failed node's last log lines."""
+        ``probing``): ``detail`` is ``"try N: <why>"``, e.g. ``"try 3: connection refused"``;
+        ``log`` carries a failed node's last log lines."""
         ...
 
 

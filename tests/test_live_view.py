@@ -77,7 +77,7 @@ def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: 
     later = [(t, s) for t, s in probing if t - first_t >= 1.0]
     assert later, "slow was seen probing for less than a second"
     last = later[-1][1]
-    t1, detail = _slow_row(first) or (0.0, "")
+    t1, _ = _slow_row(first) or (0.0, "")
     t2, detail2 = _slow_row(last) or (0.0, "")
     assert t2 > t1, "elapsed time did not advance:\n" + "\n".join(first) + "\n---\n" + "\n".join(last)
     assert re.search(r"try \d+: connection refused", detail2), detail2
@@ -107,14 +107,14 @@ def test_narrow_terminal_cuts_the_detail_not_the_name(write_datums: Callable[...
     d = write_datums({f"{long}.process": process_datum(long, svc),
                       "w.process": process_datum("w", svc, deps=[f"{long}.process"])})
     graph = compile_graph(load_catalog(datum_dirs([str(d)])), ["w.process"])
-    rep = ProgressReporter(graph, Console(file=open(os.devnull, "w")), live=False, quiet=True)  # noqa: SIM115
+    rep = ProgressReporter(graph, Console(file=open(os.devnull, "w")), live=False, quiet=True)
     rep.event(f"{long}.process", "probing", "http http://127.0.0.1:1/health → 200")
     rep.event(f"{long}.process", "probe", "try 4: connection refused")
     lines = [t.plain for t in rep.lines(width=50, height=12)]
     assert all(len(ln) <= 50 for ln in lines), lines
     assert any(ln.startswith(f"{long}.process  probing") for ln in lines), lines
     assert any(ln.startswith("w.process") and ln.endswith("…") for ln in lines), lines
-    wide = [t.plain for t in rep.lines(width=100, height=12)]
+    wide = [t.plain for t in rep.lines(width=140, height=12)]
     assert any(ln.startswith("w.process") and ln.endswith(f"waiting on {long}.process") for ln in wide), wide
     assert any(ln.endswith("try 4: connection refused · http http://127.0.0.1:1/health → 200") for ln in wide)
     assert lines[0].startswith("b00t-graph up: ready 0/2")

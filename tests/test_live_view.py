@@ -7,7 +7,7 @@ waiting ones to stay visible.
 
 from __future__ import annotations
 
-import os
+import io
 import re
 import sys
 import time
@@ -107,7 +107,7 @@ def test_narrow_terminal_cuts_the_detail_not_the_name(write_datums: Callable[...
     d = write_datums({f"{long}.process": process_datum(long, svc),
                       "w.process": process_datum("w", svc, deps=[f"{long}.process"])})
     graph = compile_graph(load_catalog(datum_dirs([str(d)])), ["w.process"])
-    rep = ProgressReporter(graph, Console(file=open(os.devnull, "w")), live=False, quiet=True)
+    rep = ProgressReporter(graph, Console(file=io.StringIO()), live=False, quiet=True)
     rep.event(f"{long}.process", "probing", "http http://127.0.0.1:1/health → 200")
     rep.event(f"{long}.process", "probe", "try 4: connection refused")
     lines = [t.plain for t in rep.lines(width=50, height=12)]

@@ -84,6 +84,7 @@ def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: 
     text = "\n".join(last)
     for name in PENDING:
         assert re.search(rf"{name}\.process\s+waiting\s+\S+\s+waiting on slow\.process", text), text
+    assert re.search(r"all\.stack\s+waiting", text), text  # the last row, the first a naive view crops
     assert "finished row(s) collapsed" in text, text
     # transient: no frame of the live view is left on the screen or in the scrollback
     history = [str("".join(ch.data for ch in line.values())) for line in screen.history.top]

@@ -1,7 +1,7 @@
 """The live view of ``up`` on a real pseudo-terminal (pexpect), its screen rendered by pyte.
 
-The stack: three quick nodes, ``slow`` (serves HTTP 3 s after it starts, probed meanwhile) and six
-nodes waiting on it — eleven rows on a 12-row terminal, so finished rows must collapse for the
+The stack: three quick nodes, ``slow`` (serves HTTP 3 s after it starts, probed meanwhile) and eight
+nodes waiting on it, in a stack — thirteen rows and a summary on a 12-row terminal, so finished rows must collapse for the
 waiting ones to stay visible.
 """
 
@@ -25,7 +25,7 @@ from b00t_graph.progress import ProgressReporter
 from tests.procutil import Reaper, cli, cli_env, free_port, process_datum, stack_datum
 
 QUICK = ["q1", "q2", "q3"]
-PENDING = [f"p{i}" for i in range(1, 7)]
+PENDING = [f"p{i}" for i in range(1, 9)]
 
 
 @pytest.fixture

@@ -171,22 +171,20 @@ class ProgressReporter:
         if sum(len(row_line(i, r)) for i, r in rows) <= room:
             for i, r in rows:
                 body += row_line(i, r)
+            summary.truncate(width, overflow="ellipsis")
             return [summary, *body]
         # Too short: finished rows collapse into one line; what still moves keeps its place.
         keep = sorted(active + bad, key=lambda ir: order[ir[0]]) + pending
         lines: list[Text] = []
         for i, r in keep:
             lines += row_line(i, r)
-        hidden = len(done)
-        budget = room - (1 if hidden else 0)
-        if len(lines) > budget:
-            lines = lines[:max(0, budget - 1)]
+        if done:  # said on the summary line, which is there anyway: one more row stays visible
+            summary.append(f" · {len(done)} finished row(s) hidden", style="green")
+        if len(lines) > room:
+            lines = lines[:max(0, room - 1)]
             cut = len(keep) - sum(1 for ln in lines if not ln.plain.lstrip().startswith("|"))
             lines.append(Text(f"… {cut} more row(s) not shown (terminal too short)", style="dim"))
-        if hidden:
-            lines.append(Text(f"✓ {hidden} finished row(s) collapsed: " + _names(i for i, _ in done),
-                              style="green", no_wrap=True, overflow="ellipsis"))
-            lines[-1].truncate(width, overflow="ellipsis")
+        summary.truncate(width, overflow="ellipsis")
         return [summary, *lines]
 
     def _detail(self, ident: str, r: Row) -> str:

@@ -1,8 +1,8 @@
 """The live view of ``up`` on a real pseudo-terminal (pexpect), its screen rendered by pyte.
 
 The stack: three quick nodes, ``slow`` (serves HTTP 3 s after it starts, probed meanwhile) and eight
-nodes waiting on it, in a stack — thirteen rows and a summary on a 12-row terminal, so finished rows must collapse for the
-waiting ones to stay visible.
+nodes waiting on it, in a stack: thirteen rows and a summary on a 12-row terminal, so finished
+rows must collapse for the waiting ones to stay visible.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: 
     for name in PENDING:
         assert re.search(rf"{name}\.process\s+waiting\s+\S+\s+waiting on slow\.process", text), text
     assert re.search(r"all\.stack\s+waiting", text), text  # the last row, the first a naive view crops
-    assert "finished row(s) collapsed" in text, text
+    assert "3 finished row(s) hidden" in text, text
     # transient: no frame of the live view is left on the screen or in the scrollback
     history = [str("".join(ch.data for ch in line.values())) for line in screen.history.top]
     final = "\n".join([*history, *screen.display])

@@ -31,7 +31,9 @@ PENDING = [f"p{i}" for i in range(1, 9)]
 @pytest.fixture
 def stack(write_datums: Callable[..., Path], svc: Path, reaper: Reaper) -> Path:
     files = {f"{n}.process": process_datum(n, svc) for n in QUICK}
-    files["slow.process"] = process_datum("slow", svc, "--boot=3", port=free_port(), deps=["q1.process"])
+    port = free_port()
+    files["slow.process"] = process_datum("slow", svc, "--boot=3", port=port, deps=["q1.process"],
+                                          env={"SLOW_URL": f"http://127.0.0.1:{port}/"})
     files |= {f"{n}.process": process_datum(n, svc, deps=["slow.process"]) for n in PENDING}
     files["all.stack"] = stack_datum("all", [f"{n}.process" for n in [*QUICK, "slow", *PENDING]])
     d = write_datums(files)
@@ -101,6 +103,24 @@ def test_not_a_tty_prints_timestamped_lines(stack: Path, state_dir: Path) -> Non
     assert any(re.match(r"^\s*\d+\.\d\ds slow\.process probe: try \d+: connection refused$", ln) for ln in stamped)
     assert any(re.match(r"^\s*\d+\.\d\ds slow\.process ready", ln) for ln in stamped)
     assert "\x1b[" not in r.stderr  # no terminal control codes off a terminal
+    # after up: where to reach what runs (its URL exports), then the next useful command
+    assert re.search(r"^slow\.process +http://127\.0\.0\.1:\d+/$", r.stderr, re.MULTILINE), r.stderr
+    assert lines[-1].startswith("next: b00t-graph logs all -f")
+
+
+def test_up_logs_prints_a_failed_nodes_last_lines_at_once(write_datums: Callable[..., Path], svc: Path,
+                                                          state_dir: Path, reaper: Reaper) -> None:
+    d = write_datums({"bad.process": process_datum("bad", svc, "--exit=3", port=free_port()),
+                      "ok.process": process_datum("ok", svc, "--boot=1", port=free_port())})
+    reaper.down_on_exit(["bad.process", "ok.process"], d)
+    r = cli("up", "bad", "ok", "-d", str(d), "--logs", state_dir=state_dir, timeout=60)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    at = lines.index("bad.process: last 2 log line(s):")
+    assert lines[at + 1:at + 3] == ["  bad.process | bad: starting", "  bad.process | boom"]
+    # printed when bad failed, while ok was still starting: before ok's readiness and the timings
+    ok_ready = next(i for i, ln in enumerate(lines) if re.match(r"^\s*\d+\.\d\ds ok\.process ready", ln))
+    assert at < ok_ready
 
 
 def test_narrow_terminal_cuts_the_detail_not_the_name(write_datums: Callable[..., Path], svc: Path) -> None:

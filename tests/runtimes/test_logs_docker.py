@@ -35,8 +35,9 @@ class Setup:
             f'depends_on = ["{self.ident}"]\n'
             f'command = {json.dumps(["sh", "-c", "sleep 1; echo p-line; exec sleep 60"])}\n')
 
-    def cli(self, cmd: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        r = cli(cmd, "-d", str(self.folder), *args, state_dir=self.state, env=env, timeout=90)
+    def cli(self, cmd: str, *args: str, env: dict[str, str] | None = None,
+            backend: str = "asyncio") -> tuple[int, str, str]:
+        r = cli(cmd, "-d", str(self.folder), *args, state_dir=self.state, env=env, timeout=90, backend=backend)
         assert "Traceback" not in r.stderr, r.stderr
         return r.returncode, r.stdout, r.stderr
 
@@ -56,12 +57,13 @@ def rows(stdout: str) -> list[tuple[str, str]]:
     return [(n.strip(), t) for n, sep, t in (ln.partition(" | ") for ln in stdout.splitlines()) if sep]
 
 
-def test_logs_of_a_container_and_a_process_in_one_stream(box: Setup) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_logs_of_a_container_and_a_process_in_one_stream(box: Setup, backend: str) -> None:
     wait_for(lambda: "p-line" in box.cli("logs", "proc")[1], timeout=20, what="the process's line")
-    code, out, err = box.cli("logs", "proc")
+    code, out, err = box.cli("logs", "proc", backend=backend)
     assert code == 0, err
     assert rows(out) == [(box.ident, "one"), (box.ident, "two"), ("proc.process", "p-line")]
-    code, out, _ = box.cli("logs", box.ident, "--tail", "1")
+    code, out, _ = box.cli("logs", box.ident, "--tail", "1", backend=backend)
     assert rows(out) == [(box.ident, "two")]
 
 
@@ -80,8 +82,9 @@ def test_logs_follow_a_container(box: Setup) -> None:
     assert follower.returncode == 0, err
 
 
-@pytest.mark.parametrize("route", ["docker-cli", "engine-api"])
-def test_exec_propagates_the_exit_code_and_output(box: Setup, route: str) -> None:
+@pytest.mark.parametrize(("route", "backend"), [("docker-cli", "asyncio"), ("engine-api", "asyncio"),
+                                               ("engine-api", "trio")])
+def test_exec_propagates_the_exit_code_and_output(box: Setup, route: str, backend: str) -> None:
     env = None
     if route == "engine-api":
         # a PATH without the docker CLI: the Engine API's exec with attached output
@@ -89,7 +92,7 @@ def test_exec_propagates_the_exit_code_and_output(box: Setup, route: str) -> Non
     elif shutil.which("docker") is None:
         pytest.skip("no docker CLI installed")
     code, out, err = box.cli("exec", box.ident, "--", "sh", "-c", "echo out-line; echo err-line >&2; exit 3",
-                             env=env)
+                             env=env, backend=backend)
     assert code == 3, err
     assert "out-line" in out
     assert "err-line" in err or "err-line" in out  # `docker exec -i` keeps them apart too

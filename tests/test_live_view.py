@@ -139,3 +139,16 @@ def test_narrow_terminal_cuts_the_detail_not_the_name(write_datums: Callable[...
     assert any(ln.startswith("w.process") and ln.endswith(f"waiting on {long}.process") for ln in wide), wide
     assert any(ln.endswith("try 4: connection refused · http http://127.0.0.1:1/health → 200") for ln in wide)
     assert lines[0].startswith("b00t-graph up: ready 0/2")
+
+
+def test_a_failed_node_shows_its_last_lines_in_the_view(write_datums: Callable[..., Path], svc: Path) -> None:
+    d = write_datums({"x.process": process_datum("x", svc), "y.process": process_datum("y", svc)})
+    graph = compile_graph(load_catalog(datum_dirs([str(d)])), ["x.process", "y.process"])
+    rep = ProgressReporter(graph, Console(file=io.StringIO()), live=False, quiet=True)
+    rep.event("x.process", "probing", "")
+    rep.event("x.process", "failed", "process exited with code 3 while starting")
+    rep.event("x.process", "log", "one\ntwo\nthree\nboom")
+    lines = [t.plain.rstrip() for t in rep.lines(width=80, height=12)]
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("x.process  failed"))
+    assert [ln.strip() for ln in lines[at + 1:at + 4]] == ["| two", "| three", "| boom"]
+    assert "failed 1" in lines[0]

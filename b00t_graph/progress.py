@@ -68,7 +68,7 @@ class ProgressReporter:
             from rich.live import Live
 
             self._live = Live(console=console, refresh_per_second=4, transient=True,
-                              get_renderable=lambda: _View(self), redirect_stdout=False, redirect_stderr=False)
+                              get_renderable=lambda: _View(self))
 
     # --- events -----------------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ scrollback); the caller prints the final timings afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import threading
 import time
@@ -215,6 +217,10 @@ class _View:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         height = options.height or console.size.height
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            # the terminal itself over a stale $LINES (rich prefers the variable): a view taller than
+            # the terminal cannot be erased and would leave frames in the scrollback
+            height = min(height, os.get_terminal_size(console.file.fileno()).lines) or height
         yield Group(*self.rep.lines(options.max_width, height))
 
 

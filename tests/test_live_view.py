@@ -53,7 +53,8 @@ def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: 
     screen = pyte.HistoryScreen(80, 12, history=1000)
     feed = pyte.ByteStream(screen)
     env = {**cli_env(state_dir), "TERM": "xterm-256color"}
-    env.pop("COLUMNS", None)
+    for stale in ("COLUMNS", "LINES"):  # pytest-xdist workers carry LINES=24 COLUMNS=80
+        env.pop(stale, None)
     child = pexpect.spawn(sys.executable, ["-m", "b00t_graph", "up", "all", "-d", str(stack)], env=env,
                           dimensions=(12, 80), cwd=str(state_dir.parent))
     probing: list[tuple[float, list[str]]] = []  # (when, screen) while slow is probing

@@ -143,7 +143,8 @@ class ProgressReporter:
         ok = sum(1 for _, r in rows if r.phase in _DONE_OK)
         failed = sum(1 for _, r in rows if r.phase == "failed")
         name_w = min(max((len(i) for i, _ in rows), default=4), max(8, width - _STATE_W - _TIME_W - 6))
-        summary = Text(f"b00t-graph {self.verb}: ready {ok}/{total}", style="bold")
+        summary = Text(f"b00t-graph {self.verb}: {'ready' if self.verb == 'up' else 'done'} {ok}/{total}",
+                       style="bold")
         if failed:
             summary.append(f", failed {failed}", style="red")
         summary.append(f" · {now - self.t0:.1f}s", style="dim")

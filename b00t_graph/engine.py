@@ -214,6 +214,9 @@ class Engine:
             tm = res.timings[ident]
             tm.status, tm.detail = "failed", getattr(err, "reason", str(err))
             self.reporter.event(ident, "failed", tm.detail)
+            tail = getattr(err, "log_tail", "")
+            if tail:  # the live view shows a failed node's last lines; `up --logs` prints them at once
+                self.reporter.event(ident, "log", tail)
             for skipped in sched.fail(ident):
                 if skipped in required:
                     res.skipped[skipped] = sched.skipped[skipped]

@@ -15,7 +15,11 @@ _log = logging.getLogger("b00t_graph")
 class Reporter(Protocol):
     def event(self, node: str, phase: str, detail: str = "") -> None:
         """``phase`` is one of: waiting, preparing, pulling, starting, probing, ready, running,
-        failed, skipped, stopping, stopped, cancelled; ``detail`` is free text for people."""
+        failed, skipped, stopping, stopped, cancelled; ``detail`` is free text for people.
+
+        ``probe`` is not a phase but a try of a readiness probe that failed (the node stays
+        ``probing``): ``detail`` is ``"try N: <why>"``, e.g. ``"try 3: connection refused"``;
+        ``log`` carries a failed node's last log lines."""
         ...
 
 

@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 
 from .errors import NodeError, ReadinessTimeout
+from .events import Silent
 from .model import HealthCheck
 
 if TYPE_CHECKING:
@@ -121,6 +122,9 @@ async def probe_once(node: Node, hc: HealthCheck, host: ProbeHost, http: _Http) 
     except TimeoutError:
         return f"probe timed out after {timeout:g}s"
     except (OSError, ValueError) as exc:
+        # anyio's connect_tcp wraps the refusal of each address in "All connection attempts failed"
+        if isinstance(exc, ConnectionRefusedError) or isinstance(exc.__cause__, ConnectionRefusedError):
+            return "connection refused"
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     except (anyio.EndOfStream, anyio.BrokenResourceError):
         return "connection closed before an HTTP response"
@@ -141,6 +145,10 @@ async def wait_ready(node: Node, host: ProbeHost) -> str:
     tries = 0
     http = _Http()
     why = "not probed"
+    # Each failed try goes to the runtime's reporter (the live view shows the count and the last
+    # result); nothing is formatted when nobody listens.
+    reporter = getattr(host, "reporter", None)
+    report = None if reporter is None or isinstance(reporter, Silent) else reporter.event
     try:
         while True:
             await host.alive(node)
@@ -152,6 +160,8 @@ async def wait_ready(node: Node, host: ProbeHost) -> str:
                 await host.alive(node)
                 return "; ".join(hc.probes())
             why = result
+            if report is not None:
+                report(node.id, "probe", f"try {tries}: {why}")
             now = anyio.current_time()
             if now >= grace_end:
                 failures += 1

@@ -17,6 +17,7 @@ from ._common import DATUMS_HELP, PROJECT_HELP, STATE_HELP, _debug, _Group, _pro
 from .catalog import ls_cmd, validate
 from .export import export_group
 from .lifecycle import down, status, up
+from .logs import exec_cmd, logs
 from .mcp import mcp_config, mcp_group
 from .ops import ps, restart, stop
 from .plan import plan
@@ -53,7 +54,8 @@ def main(ctx: click.Context, datums: tuple[str, ...], state_dir: Path | None, pr
 # --- plan ----------------------------------------------------------------------------------------
 
 
-for _cmd in (plan, up, down, status, ps, stop, restart, validate, ls_cmd, mcp_config, mcp_group, export_group):
+for _cmd in (plan, up, down, status, ps, stop, restart, logs, exec_cmd, validate, ls_cmd, mcp_config, mcp_group,
+             export_group):
     main.add_command(_cmd)
 
 

@@ -50,6 +50,8 @@ from ._common import (
                    "Implies --env.")
 @click.option("--install-missing", is_flag=True,
               help="When a presence check fails, run the datum's install command, then check again.")
+@click.option("--logs", "show_logs", is_flag=True,
+              help="When a node fails, print its last log lines at once (the live view shows the last 3).")
 @click.option("--deny-privileged", is_flag=True, help="Refuse (exit 2) if a node runs privileged (see `plan`).")
 @click.option("--keep-failed", is_flag=True,
               help="Leave a node this run started running when it fails its readiness (to look at it); "
@@ -57,7 +59,8 @@ from ._common import (
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
        no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
-       install_missing: bool, deny_privileged: bool, keep_failed: bool, use: tuple[str, ...]) -> None:
+       install_missing: bool, deny_privileged: bool, keep_failed: bool, show_logs: bool,
+       use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready.
 
     \b
@@ -66,6 +69,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       b00t-graph up grok -q --timings-json t.json
       eval "$(b00t-graph up grok -q --env)"      # export the targets' env into this shell
       b00t-graph up demo.stack -p ci-42          # in a project of its own
+      b00t-graph up grok --logs                  # a failing node's last log lines at once
     """
     from .. import render
     from ..engine import Engine
@@ -77,7 +81,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     if not quiet:
         for problem in graph.notes:
             _say(f"note: {problem}")
-    reporter = make_reporter(graph, quiet=quiet, console=err)
+    reporter = make_reporter(graph, quiet=quiet, console=err, logs=show_logs)
 
     async def go() -> tuple[RunResult | None, bool]:
         async with Engine(reporter=reporter, state_dir=_state(state_dir, project), project=project,
@@ -95,6 +99,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         err.print(render.timings_view(res))
         for ident, why in res.notes.items():
             _say(f"note: {ident}: {why}")
+        if res.ok:
+            _after_up(res, targets)
     if (print_env or env_format) and not res.failures:
         from ..envtext import env_text
 
@@ -107,6 +113,21 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     if res.failures or res.skipped:
         _say(f"error: {len(res.failures)} node(s) failed, {len(res.skipped)} skipped\n" + render.failures_text(res))
         sys.exit(EXIT_RUNTIME)
+
+
+def _after_up(res: RunResult, targets: tuple[str, ...]) -> None:
+    """Where to reach what runs now, and the next useful command."""
+    import shlex
+
+    from ..progress import endpoints
+
+    up_now = [i for i, t in res.timings.items() if t.status in ("ready", "running")]
+    width = max((len(i) for i in up_now), default=0)
+    for ident, where in endpoints(res.graph, up_now).items():
+        err.print(f"{ident:<{width}}  {'  '.join(where)}", markup=False, highlight=False, soft_wrap=True)
+    what = shlex.join(targets)
+    err.print(f"next: b00t-graph logs {what} -f   ·   b00t-graph down {what}", markup=False, highlight=False,
+              style="dim", soft_wrap=True)
 
 
 @click.command()

@@ -1098,3 +1098,76 @@ class DockerRuntime:
         return await self._call("remove the container", self._unavailable,
                                 lambda d: _remove_container(d, ref, grace_s),
                                 timeout=API_TIMEOUT + grace_s + STOP_SLACK)
+
+    # --- logs and exec for the CLI (``b00t-graph logs`` / ``exec``) ----------------------------------
+
+    def container_name(self, node: Node) -> str:
+        return self._plan(node).name
+
+    async def log_lines(self, ref: str, since: float | None, tail: int | None) -> list[tuple[float, str]]:
+        """A container's log lines with the engine's timestamps; ``[]`` when it does not exist (yet)."""
+        from ..logstream import parse_docker_line
+
+        params: dict[str, Any] = {"timestamps": True, "tail": "all" if tail is None else str(tail)}
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+
+        async def read(d: Docker) -> list[str]:
+            try:
+                chunks = await d.containers.container(ref).log(stdout=True, stderr=True, **params)
+            except DockerError as exc:
+                if exc.status in (404, 409):
+                    return []
+                raise
+            return "".join(chunks).splitlines()
+
+        out: list[tuple[float, str]] = []
+        for raw in await self._call("read the log", self._unavailable, read):
+            parsed = parse_docker_line(raw)
+            if parsed is not None:
+                out.append(parsed)
+        return out
+
+    async def managed_containers(self) -> dict[str, str]:
+        """node id → container name of every container b00t-graph manages on this engine."""
+        async def look(d: Docker) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for c in await d.containers.list(all=True, filters={"label": [f"{MANAGED}=1"]}):
+                node = (c["Labels"] or {}).get(NODE)
+                if node and c["Names"]:
+                    found[str(node)] = str(c["Names"][0]).lstrip("/")
+            return found
+
+        return await self._call("list containers", self._unavailable, look)
+
+    async def exec_attached(self, node: Node, argv: list[str]) -> int:
+        """Run ``argv`` in the node's running container, its output on ours; return its exit code.
+
+        The route when no ``docker`` CLI is installed: no TTY and no stdin (the CLI's ``exec -it``
+        is the interactive one).
+        """
+        import sys
+
+        info = await self._container(node)
+        if not info["State"].get("Running"):
+            raise await self._exited(node, info)
+        cid = str(info["Id"])
+        streams = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+
+        async def run(d: Docker) -> int:
+            ex = await d.containers.container(cid).exec(argv, stdout=True, stderr=True)
+            async with ex.start(detach=False) as stream:
+                while (msg := await stream.read_out()) is not None:
+                    out = streams.get(msg.stream, sys.stdout.buffer)
+                    out.write(msg.data)
+                    out.flush()
+            while True:
+                data = await ex.inspect()
+                if not data.get("Running"):
+                    return int(data.get("ExitCode") or 0)
+                await asyncio.sleep(0.005)
+
+        def fail(msg: str) -> B00tGraphError:
+            return StartError(node.id, msg)
+
+        return await self._call("exec in the container", fail, run, timeout=None)

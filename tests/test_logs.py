@@ -1,0 +1,146 @@
+"""``logs`` and ``exec`` on real processes, through the real entry point (``python -m b00t_graph``)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from b00t_graph.logstream import Line, merge, parse_docker_line, parse_duration
+from tests.procutil import Reaper, cli, cli_popen, wait_for
+
+
+def shell_datum(name: str, script: str, deps: tuple[str, ...] = ()) -> str:
+    lines = ["[b00t]", f'name = "{name}"', 'type = "process"', f"command = {json.dumps(['sh', '-c', script])}",
+             "stop_grace_ms = 1000"]
+    if deps:
+        lines.append(f"depends_on = {json.dumps(list(deps))}")
+    return "\n".join(lines) + "\n"
+
+
+def rows(stdout: str) -> list[tuple[str, str]]:
+    """``node | text`` lines → (node, text)."""
+    out = []
+    for line in stdout.splitlines():
+        node, sep, text = line.partition(" | ")
+        if sep:
+            out.append((node.strip(), text))
+    return out
+
+
+@pytest.fixture
+def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper) -> Path:
+    """a prints a1, then a2 1.2 s later; b prints b1 0.6 s after it starts: by time a1, b1, a2."""
+    d = write_datums({
+        "a.process": shell_datum("a", "echo a1; sleep 1.2; echo a2; exec sleep 60"),
+        "b.process": shell_datum("b", "sleep 0.6; echo b1; exec sleep 60"),
+    })
+    reaper.down_on_exit(["a.process", "b.process"], d)
+    r = cli("up", "a", "b", "-d", str(d), "-q", state_dir=state_dir)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: "a2" in (state_dir / "process" / "a.process.log").read_text(), what="a2 written")
+    return d
+
+
+def test_logs_interleaves_two_processes_by_time(two: Path, state_dir: Path) -> None:
+    # asked for b first: the order must still be by time, each line prefixed by its node
+    r = cli("logs", "b", "a", "-d", str(two), state_dir=state_dir)
+    assert r.returncode == 0, r.stderr
+    assert rows(r.stdout) == [("a.process", "a1"), ("b.process", "b1"), ("a.process", "a2")]
+    # without a target: every process recorded in the state dir, the same order
+    r = cli("logs", state_dir=state_dir)
+    assert rows(r.stdout) == [("a.process", "a1"), ("b.process", "b1"), ("a.process", "a2")]
+
+
+def test_logs_tail_is_per_node(two: Path, state_dir: Path) -> None:
+    r = cli("logs", "a", "b", "-d", str(two), "--tail", "1", state_dir=state_dir)
+    assert r.returncode == 0, r.stderr
+    assert rows(r.stdout) == [("b.process", "b1"), ("a.process", "a2")]
+    r = cli("logs", "a", "-d", str(two), "--since", "bogus", state_dir=state_dir)
+    assert r.returncode == 2 and "duration" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("with_target", [True, False], ids=["target", "everything"])
+def test_logs_follow_shows_a_node_started_later(write_datums: Callable[..., Path], state_dir: Path,
+                                                reaper: Reaper, with_target: bool) -> None:
+    d = write_datums({
+        "early.process": shell_datum("early", "echo early-line; exec sleep 60"),
+        "late.process": shell_datum("late", "echo late-1; sleep 0.3; echo late-2; exec sleep 60"),
+    })
+    reaper.down_on_exit(["early.process", "late.process"], d)
+    assert cli("up", "early", "-d", str(d), "-q", state_dir=state_dir).returncode == 0
+    args = ["logs", "-f", *(["early", "late", "-d", str(d)] if with_target else [])]
+    follower = cli_popen(*args, state_dir=state_dir)
+    reaper.popens.append(follower)
+    assert follower.stdout is not None
+    stream = follower.stdout
+
+    def ours(count: int) -> list[tuple[str, str]]:
+        """The next ``count`` lines of this test's nodes (without a target, every container b00t-graph
+        manages on the engine is followed too: other tests' among them)."""
+        got: list[tuple[str, str]] = []
+        while len(got) < count:
+            line = stream.readline()
+            assert line, "logs -f ended"
+            got += [r for r in rows(line) if r[0] in ("early.process", "late.process")]
+        return got
+
+    assert ours(1) == [("early.process", "early-line")]
+    # late starts only now, after `logs -f` began
+    assert cli("up", "late", "-d", str(d), "-q", state_dir=state_dir).returncode == 0
+    assert ours(2) == [("late.process", "late-1"), ("late.process", "late-2")]
+    follower.send_signal(signal.SIGINT)
+    _, err = follower.communicate(timeout=10)
+    assert follower.returncode == 0, err  # Ctrl-C ends following normally
+    assert "Traceback" not in err
+
+
+def test_exec_refuses_a_process_node(two: Path, state_dir: Path) -> None:
+    r = cli("exec", "a", "-d", str(two), "--", "ls", state_dir=state_dir)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: a.process: exec is for containers (a process node)"
+
+
+def test_logs_of_a_node_with_nothing_to_run_is_exit_2(write_datums: Callable[..., Path],
+                                                      state_dir: Path) -> None:
+    d = write_datums({"s.stack": '[b00t]\nname = "s"\ntype = "stack"\n'})
+    r = cli("logs", "s", "-d", str(d), state_dir=state_dir)
+    assert r.returncode == 2 and "no logs" in r.stderr
+
+
+def test_pure_helpers() -> None:
+    assert parse_duration("90") == 90 and parse_duration("1h30m") == 5400 and parse_duration("250ms") == 0.25
+    for bad in ("", "5x", "m5", "1h 2m"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    ts, text = parse_docker_line("2024-05-01T10:00:00.5Z hello world") or (0.0, "")
+    assert text == "hello world" and ts == 1714557600.5
+    assert parse_docker_line("no stamp") is None
+    # a node's own order is kept when two of its lines share a time
+    lines = merge([[Line(2.0, "x", "x1"), Line(2.0, "x", "x2")], [Line(1.0, "y", "y1")]])
+    assert [ln.text for ln in lines] == ["y1", "x1", "x2"]
+
+
+def test_followed_process_log_reads_a_restart_from_its_start(tmp_path: Path) -> None:
+    import anyio
+
+    from b00t_graph.logstream import ProcessLog
+
+    log = tmp_path / "n.log"
+    log.write_text("one\ntwo\npart")
+    src = ProcessLog("n", log, tmp_path / "n.json")
+
+    async def go() -> None:
+        assert [ln.text for ln in await src.history(None, None)] == ["one", "two"]
+        with open(log, "a") as fh:
+            fh.write("ial\nthree\n")
+        assert [ln.text for ln in await src.poll()] == ["partial", "three"]
+        log.write_text("again\n")  # a restart truncates the file
+        assert [ln.text for ln in await src.poll()] == ["again"]
+
+    anyio.run(go)
+
+

@@ -5,6 +5,7 @@ tests run on trio's MockClock, so seconds of waiting cost no wall time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import anyio
@@ -76,7 +77,7 @@ def wait(hc: HealthCheck | None, host: Host) -> tuple[str | BaseException, float
 
 
 def gaps(times: Sequence[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in pairwise(times)]
 
 
 EXEC = ["check", "--ready"]

@@ -313,3 +313,58 @@ def test_a_failed_export_does_not_cascade_into_its_dependents(write_datums: Writ
     with pytest.raises(EnvError) as info:
         _graph(d, "b")
     assert [(Path(p.path).name, p.key) for p in info.value.problems] == [("a.mcp.toml", "b00t.env.X")]
+
+
+# --- edges found by mutation testing --------------------------------------------------------------
+
+
+def test_closure_lists_a_target_reached_earlier_once_and_goes_on(write_datums: Write) -> None:
+    d = write_datums({"a.mcp": mcp(), "b.mcp": mcp("a.mcp"), "z.mcp": mcp()})
+    cat = load_catalog([Source(d, "t")])
+    assert closure(cat, ["b.mcp", "a.mcp", "z.mcp"]) == ["a.mcp", "b.mcp", "z.mcp"]
+
+
+DOCKER_REFS = """
+[b00t]
+name = "web"
+type = "docker"
+image = "${IMG}"
+docker_args = ["--init", "${DA}"]
+ports = ["${P}"]
+volumes = ["${V}"]
+network = "${N}"
+[b00t.health_check]
+http_url = "${U}"
+tcp = "${T}"
+exec = ["test", "${E}"]
+[b00t.env]
+MODE = "${M}"
+"""
+
+
+def test_every_runtime_string_of_a_docker_datum_is_substituted(write_datums: Write) -> None:
+    d = write_datums({"web.docker": DOCKER_REFS})
+    environ = {"IMG": "nginx:1", "DA": "--read-only", "P": "8080:80", "V": "data:/data", "N": "backend",
+               "U": "http://127.0.0.1:8080/", "T": "127.0.0.1:8080", "E": "/ready", "M": "prod"}
+    node = _graph(d, "web", environ=environ).nodes["web.docker"]
+    spec = node.spec
+    assert (spec.image, spec.docker_args, spec.ports, spec.volumes, spec.network) == \
+        ("nginx:1", ("--init", "--read-only"), ("8080:80",), ("data:/data",), "backend")
+    assert spec.env == {"MODE": "prod"} == node.exports
+    assert spec.health_check == HealthCheck(http_url="http://127.0.0.1:8080/", tcp="127.0.0.1:8080",
+                                            exec=["test", "/ready"])
+    assert node.health == spec.health_check
+
+
+def test_an_unresolved_reference_names_the_key_it_is_in(write_datums: Write) -> None:
+    d = write_datums({"web.docker": DOCKER_REFS})
+    with pytest.raises(EnvError) as info:
+        _graph(d, "web")
+    assert sorted(p.key for p in info.value.problems) == sorted([
+        "b00t.env.MODE", "b00t.image", "b00t.docker_args[1]", "b00t.ports[0]", "b00t.volumes[0]", "b00t.network",
+        "b00t.health_check.http_url", "b00t.health_check.tcp", "b00t.health_check.exec[1]"])
+
+
+def test_only_a_tcp_port_requirement_becomes_a_readiness_check(write_datums: Write) -> None:
+    d = write_datums({"r.process": proc(extra="[[b00t.requirements]]\nkind = 'http'\nport = 8080\n")})
+    assert _graph(d, "r").nodes["r.process"].health is None

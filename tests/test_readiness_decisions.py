@@ -23,8 +23,12 @@ def make_node(hc: HealthCheck | None) -> Node:
     return Node(spec=datum, deps=(), env={}, exports={}, health=hc, config_hash="h")
 
 
+T0 = 1000.0  # when the virtual clock starts
+
+
 class Host:
-    """A ProbeHost whose exec probe passes once ``ready_at`` (virtual seconds) is reached."""
+    """A ProbeHost whose exec probe passes ``ready_at`` virtual seconds after the start (it exits at
+    ``exited_at``); it checks that it is asked about the right node and records every call."""
 
     def __init__(self, ready_at: float = float("inf"), code: int = 1, log: str = "", *,
                  exited_at: float = float("inf"), logs_fail: bool = False) -> None:
@@ -39,17 +43,21 @@ class Host:
         self.alive_calls = 0
 
     async def alive(self, node: Node) -> None:
+        assert node.id == "svc.process"
         self.alive_calls += 1
-        if anyio.current_time() >= self.exited_at:
+        if anyio.current_time() - T0 >= self.exited_at:
             raise NodeExited(node.id, "exited with code 3", "last words")
 
     async def exec(self, node: Node, argv: list[str], timeout: float) -> int:
+        assert node.id == "svc.process"
         now = anyio.current_time()
         self.probe_times.append(now)
         self.exec_calls.append((argv, timeout))
-        return 0 if now >= self.ready_at else self.code
+        return 0 if now - T0 >= self.ready_at else self.code
 
-    async def logs(self, node: Node, lines: int = 20) -> str:
+    async def logs(self, node: Node, lines: int = 0) -> str:  # 0: the caller must say how many lines
+        if node.id != "svc.process":
+            raise AssertionError(f"logs of {node.id} asked for")
         self.logs_calls.append(lines)
         if self.logs_fail:
             raise RuntimeError("log stream gone")
@@ -57,8 +65,13 @@ class Host:
 
 
 def run_virtual(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on trio with a clock that jumps whenever every task sleeps (virtual time from 0)."""
-    return anyio.run(fn, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)})
+    """Run ``fn`` on trio with a clock that jumps whenever every task sleeps.
+
+    The clock starts at 1000 s, not 0, so that nothing can confuse "time since the start" with "time".
+    """
+    clock = MockClock(autojump_threshold=0)
+    clock.jump(T0)
+    return anyio.run(fn, backend="trio", backend_options={"clock": clock})
 
 
 def wait(hc: HealthCheck | None, host: Host) -> tuple[str | BaseException, float]:
@@ -122,6 +135,7 @@ def test_the_gap_never_exceeds_a_tenth_of_the_time_waited_nor_the_interval() -> 
     result, took = wait(HealthCheck(exec=EXEC, interval_ms=1000), host)
     assert result == "exec check --ready"
     start = host.probe_times[0]
+    assert start == T0
     for t, gap in zip(host.probe_times, gaps(host.probe_times), strict=False):
         assert gap <= max(0.05, 0.1 * (t - start)) + 1e-9
         assert gap <= 1.0 + 1e-9
@@ -184,7 +198,7 @@ def test_the_deadline_ends_the_wait_with_the_last_reason_and_the_log_tail() -> N
     assert host.logs_calls == [20]
     # the last probe runs at the deadline itself, not a backoff step past it
     assert took == pytest.approx(2.0)
-    assert host.probe_times[-1] == pytest.approx(2.0)
+    assert host.probe_times[-1] == pytest.approx(T0 + 2.0)
 
 
 def test_the_deadline_is_met_exactly_even_when_the_next_gap_would_overshoot_it() -> None:
@@ -210,6 +224,8 @@ def test_retries_bound_the_failed_probes(retries: int) -> None:
     host = Host(code=2, log="tail")
     result, _ = wait(HealthCheck(exec=EXEC, retries=retries), host)
     assert isinstance(result, ReadinessTimeout)
+    assert result.node == "svc.process"
+    assert host.logs_calls == [20]
     assert len(host.exec_calls) == retries + 1
     assert result.reason == (f"readiness probe exec check --ready failed {retries + 1} times "
                              f"(retries = {retries}); last: exec exited 2")
@@ -227,7 +243,7 @@ def test_failures_in_the_start_period_do_not_count_against_retries() -> None:
     host = Host(code=1)
     result, took = wait(HealthCheck(exec=EXEC, retries=1, start_period_ms=1000), host)
     assert isinstance(result, ReadinessTimeout)
-    counted = [t for t in host.probe_times if t >= 1.0]
+    counted = [t for t in host.probe_times if t >= T0 + 1.0]
     assert len(counted) == 2  # the failure at the end of the period counts, the one after it exceeds retries
     assert len(host.probe_times) > 2
     assert took >= 1.0
@@ -239,9 +255,25 @@ def test_a_failure_exactly_at_the_end_of_the_start_period_counts() -> None:
     host = Host(code=1)
     result, took = wait(HealthCheck(exec=EXEC, retries=0, start_period_ms=100), host)
     assert isinstance(result, ReadinessTimeout)
-    assert took == host.probe_times[-1]
+    assert took == host.probe_times[-1] - T0
     assert took >= 0.1
-    assert host.probe_times[-2] < 0.1
+    assert host.probe_times[-2] - T0 < 0.1
+
+
+def test_the_start_period_is_given_in_milliseconds() -> None:
+    host = Host(code=1)
+    _, took = wait(HealthCheck(exec=EXEC, retries=0, start_period_ms=10_000, interval_ms=5), host)
+    assert 10.0 <= took <= 10.006
+
+
+def test_every_probe_is_named_when_the_wait_fails() -> None:
+    host = Host(code=0, ready_at=float("inf"), log="nothing")
+    result, _ = wait(HealthCheck(exec=EXEC, log_regex="ready", timeout_ms=100), host)
+    assert isinstance(result, ReadinessTimeout)
+    assert result.reason.startswith("readiness probe exec check --ready, log /ready/ did not pass within 0.1s")
+    result, _ = wait(HealthCheck(exec=EXEC, log_regex="ready", retries=0), host)
+    assert isinstance(result, ReadinessTimeout)
+    assert result.reason.startswith("readiness probe exec check --ready, log /ready/ failed 1 times")
 
 
 def test_without_retries_only_the_deadline_ends_the_wait() -> None:
@@ -311,7 +343,7 @@ async def test_exec_probe_passes_only_on_exit_code_zero() -> None:
     host = Host(ready_at=float("inf"), code=3)
     assert await once(HealthCheck(exec=EXEC, probe_timeout_ms=750), host=host) == "exec exited 3"
     assert host.exec_calls == [(EXEC, 0.75)]
-    assert await once(HealthCheck(exec=EXEC), host=Host(ready_at=0.0)) is None
+    assert await once(HealthCheck(exec=EXEC), host=Host(code=0)) is None
 
 
 @pytest.mark.anyio
@@ -335,7 +367,7 @@ async def test_the_first_failing_probe_is_the_reason_and_later_ones_do_not_run()
 
 @pytest.mark.anyio
 async def test_every_probe_must_pass() -> None:
-    host = Host(ready_at=0.0, log="nothing yet")
+    host = Host(code=0, log="nothing yet")
     hc = HealthCheck(http_url="http://x/", exec=EXEC, log_regex="ready")
     assert await once(hc, FakeHttp(200), host) == "log has no line matching /ready/"
 
@@ -350,8 +382,25 @@ async def test_tcp_probe_passes_when_something_listens_and_fails_when_nothing_do
     assert why is not None and ("Error" in why or why.startswith("probe timed out"))
 
 
+@pytest.mark.anyio
+async def test_an_http_probe_is_made_against_the_real_url() -> None:
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as tg:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.start_soon(listener.serve, serve)
+        hc = HealthCheck(http_url=f"http://127.0.0.1:{port}/health", expected_status=204)
+        assert await wait_ready(make_node(hc), Host()) == f"http http://127.0.0.1:{port}/health → 204"
+        tg.cancel_scope.cancel()
+
+
 def test_tcp_addresses_split_into_host_and_port() -> None:
     assert _split_hostport("db.local:5432") == ("db.local", 5432)
+    assert _split_hostport("X.example:80") == ("X.example", 80)
     assert _split_hostport("[::1]:6379") == ("::1", 6379)
     assert _split_hostport(":80") == ("127.0.0.1", 80)
     assert _split_hostport("[]:80") == ("127.0.0.1", 80)

@@ -482,3 +482,20 @@ def test_a_network_alias_without_a_user_network_is_a_problem() -> None:
 def test_the_plan_names_the_container_and_image_after_the_datum() -> None:
     p = plan(node(name="cache", image="redis:7"))
     assert (p.name, p.image, p.config["Image"]) == ("cache", "redis:7", "redis:7")
+
+
+def test_a_duration_with_a_gap_between_its_parts_is_refused() -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration("5s x 3s")
+
+
+def test_a_port_range_may_not_end_past_65535() -> None:
+    assert error("-p", "65535-65536") == "container port '65535-65536' is out of range (1-65535)"
+
+
+def test_gpu_driver_options_keep_everything_after_the_first_equals() -> None:
+    assert gpu("--gpus", "count=1,options=a=b=c")["Options"] == {"a": "b=c"}
+
+
+def test_stop_timeout_refuses_a_value_with_letters_before_the_digits() -> None:
+    assert error("--stop-timeout", "X5") == "--stop-timeout 'X5' is not a number of seconds"

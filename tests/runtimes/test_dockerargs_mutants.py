@@ -499,3 +499,7 @@ def test_gpu_driver_options_keep_everything_after_the_first_equals() -> None:
 
 def test_stop_timeout_refuses_a_value_with_letters_before_the_digits() -> None:
     assert error("--stop-timeout", "X5") == "--stop-timeout 'X5' is not a number of seconds"
+
+
+def test_a_mount_key_without_a_value_reads_as_true() -> None:
+    assert error("--mount", "type=tmpfs,dst=/t,tmpfs-size") == "'true' is not a size (e.g. 512m, 1g, 4Gi)"

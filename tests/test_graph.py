@@ -368,3 +368,18 @@ def test_an_unresolved_reference_names_the_key_it_is_in(write_datums: Write) -> 
 def test_only_a_tcp_port_requirement_becomes_a_readiness_check(write_datums: Write) -> None:
     d = write_datums({"r.process": proc(extra="[[b00t.requirements]]\nkind = 'http'\nport = 8080\n")})
     assert _graph(d, "r").nodes["r.process"].health is None
+
+
+def test_an_unresolved_working_directory_is_named_by_its_key(write_datums: Write) -> None:
+    d = write_datums({"w.process": proc(extra="cwd = '${WORKDIR}/app'\n")})
+    with pytest.raises(EnvError) as info:
+        _graph(d, "w")
+    assert [p.key for p in info.value.problems] == ["b00t.cwd"]
+
+
+def test_config_hash_changes_with_resource_limits(write_datums: Write) -> None:
+    base = "[b00t]\nimage = 'redis:7'\n[b00t.resources]\nmemory_limit = '{}'\n"
+    d = write_datums({"cache.docker": base.format("1g")})
+    h1 = _graph(d, "cache").nodes["cache.docker"].config_hash
+    write_datums({"cache.docker": base.format("2g")}, d)
+    assert _graph(d, "cache").nodes["cache.docker"].config_hash != h1

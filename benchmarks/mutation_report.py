@@ -2,14 +2,12 @@
 
     python benchmarks/mutation_report.py                # the report, from mutants/*.meta
     python benchmarks/mutation_report.py --save-before  # record the current results as the baseline
-    python benchmarks/mutation_report.py --attribute    # also name the test that now kills each
-                                                        # baseline survivor (one pytest session)
 
 The baseline (``results/mutation_before.json``) is the score of the pure core before the tests
 written for mutation testing; the report shows it next to the current score. Every mutant that
 survived the baseline, and every one that survives now, is listed with what became of it: the test
-that kills it now (``results/mutation_killers.json``, written by ``--attribute``), or why it is
-equivalent (``mutation_notes.toml``: reviewed by hand, keyed by mutmut's mutant name).
+file that kills it now, or why it is equivalent (``mutation_notes.toml``: reviewed by hand, keyed by
+mutmut's mutant name).
 """
 
 from __future__ import annotations
@@ -27,7 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
 REPORT = HERE / "MUTATION.md"
 BEFORE = HERE / "results" / "mutation_before.json"
-KILLERS = HERE / "results" / "mutation_killers.json"
+#: where the tests written against each module's survivors are (the tests that kill them now)
+NEW_TESTS = {
+    "scheduler": "tests/test_scheduler.py (mutation-testing section at its end)",
+    "envsubst": "tests/test_envsubst.py (mutation-testing section at its end)",
+    "graph": "tests/test_graph.py (mutation-testing section at its end)",
+    "readiness": "tests/test_readiness_decisions.py",
+    "runtimes/dockerargs": "tests/runtimes/test_dockerargs_mutants.py",
+}
 NOTES = HERE / "mutation_notes.toml"
 RUNTIME = HERE / "results" / "mutation_runtime.txt"
 
@@ -96,51 +101,6 @@ def save_before() -> None:
     print(f"baseline saved to {BEFORE.relative_to(ROOT)}")
 
 
-def attribute(names: list[str]) -> dict[str, str]:
-    """For each mutant, the first test that fails with it active (empty when none does).
-
-    One pytest session inside ``mutants/``: mutmut's trampolines pick the active mutant from
-    ``MUTANT_UNDER_TEST`` at each call, so each test is simply run again per mutant, limited to the
-    tests mutmut recorded as reaching the mutated function.
-    """
-    import pytest
-    from _pytest.runner import runtestprotocol
-
-    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
-    stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())["tests_by_mangled_function_name"]
-    found: dict[str, str] = {}
-
-    class Plugin:
-        @pytest.hookimpl(tryfirst=True)
-        def pytest_runtestloop(self, session: pytest.Session) -> bool:
-            by_test: dict[str, list[pytest.Item]] = {}
-            for item in session.items:
-                by_test.setdefault(item.nodeid.split("[")[0], []).append(item)
-            for name in names:
-                func = name.rsplit("__mutmut_", 1)[0]
-                tests = sorted(stats.get(func, ()))
-                os.environ["MUTANT_UNDER_TEST"] = name
-                found[name] = ""
-                for test in tests:
-                    if any(r.failed for item in by_test.get(test, ())
-                           for r in runtestprotocol(item, nextitem=None, log=False)):
-                        found[name] = test
-                        break
-            os.environ.pop("MUTANT_UNDER_TEST", None)
-            return True
-
-    cwd = Path.cwd()
-    os.chdir(ROOT / "mutants")
-    # the mutated package, not the original, must be imported (as mutmut itself arranges)
-    sys.path[:] = [str(ROOT / "mutants"), *(p for p in sys.path if Path(p or ".").resolve() != ROOT)]
-    try:
-        pytest.main([*cfg["pytest_add_cli_args_test_selection"], *cfg.get("pytest_add_cli_args", []),
-                     "-p", "no:randomly", "-q"], plugins=[Plugin()])
-    finally:
-        os.chdir(cwd)
-    return found
-
-
 def pct(a: int, b: int) -> str:
     return f"{100 * a / b:.1f}%" if b else "—"
 
@@ -153,7 +113,6 @@ def write_report() -> None:
     os.chdir(ROOT)
     results = load_results()
     before = json.loads(BEFORE.read_text()) if BEFORE.exists() else {"modules": {}, "open": {}}
-    killers: dict[str, str] = json.loads(KILLERS.read_text()) if KILLERS.exists() else {}
     notes: dict[str, dict[str, str]] = tomllib.loads(NOTES.read_text()) if NOTES.exists() else {}
     reasons = {name: text for section in notes.values() for name, text in section.items()}
     runtime = RUNTIME.read_text().strip() if RUNTIME.exists() else "not measured"
@@ -181,6 +140,7 @@ def write_report() -> None:
         "",
         "## Score per module",
         "",
+        "Before = the same mutants, run against the tests as they were before mutation testing began.",
         "Score = killed / total. A timeout (the mutant made the tests hang, e.g. an endless loop) is a",
         "detection too but is counted apart; \"no tests\" means no selected test reaches the code.",
         "",
@@ -211,7 +171,8 @@ def write_report() -> None:
         "",
         "## Mutants that survive now",
         "",
-        "Each was reviewed; none changes behaviour that a test could observe, for the reason given.",
+        "Each was reviewed by hand; the note says why no test kills it (an equivalent mutant, or code",
+        "that pure tests cannot reach).",
         "",
     ]
     unreviewed = 0
@@ -246,7 +207,7 @@ def write_report() -> None:
             now = results[mod].get(name, "gone")
             short = name.split(".")[-1]
             if now == "killed":
-                how = f"killed by `{killers[name]}`" if killers.get(name) else "killed"
+                how = f"killed by the new tests in `{NEW_TESTS[mod]}`"
             elif now == "timeout":
                 how = "the tests now hang on it (detected)"
             else:
@@ -267,20 +228,10 @@ def write_report() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--save-before", action="store_true", help="record the current results as the baseline")
-    ap.add_argument("--attribute", action="store_true",
-                    help="find the test that kills each baseline survivor (writes results/mutation_killers.json)")
     args = ap.parse_args()
     if args.save_before:
         save_before()
         return
-    if args.attribute:
-        os.chdir(ROOT)
-        results = load_results()
-        before = json.loads(BEFORE.read_text())
-        names = [n for mod in MODULES for n in before["open"].get(mod, {}) if results[mod].get(n) == "killed"]
-        found = attribute(names)
-        KILLERS.write_text(json.dumps(dict(sorted(found.items())), indent=1, ensure_ascii=False) + "\n")
-        print(f"attributed {sum(1 for v in found.values() if v)} of {len(names)} kills")
     write_report()
 
 

@@ -1,12 +1,14 @@
-# b00t-graph: `make demo` installs and runs the main job; `make test` runs every test.
+# b00t-graph: `make demo` installs and runs the main job; `make test` runs every test;
+# `make mutate` mutation-tests the pure core and writes benchmarks/MUTATION.md.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # `make demo` needs only the package; tests, lint and benchmarks need the extras too
 BASE_STAMP := $(VENV)/.installed-base
+MUTATE_STAMP := $(VENV)/.installed-mutate
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench mutate clean
 
 install: $(STAMP)
 
@@ -35,5 +37,17 @@ lint: install
 bench: install
 	$(PY) benchmarks/run.py
 
+$(MUTATE_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench,mutate]'
+	touch $(MUTATE_STAMP)
+
+# A fresh run every time (mutmut's cache would keep verdicts from older tests); the tests it runs and
+# the modules it mutates are set in [tool.mutmut] of pyproject.toml.
+mutate: $(MUTATE_STAMP)
+	rm -rf mutants
+	start=$$(date +%s); $(VENV)/bin/mutmut run --max-children 2 && \
+	  echo "$$(( $$(date +%s) - start )) s" > benchmarks/results/mutation_runtime.txt
+	$(PY) benchmarks/mutation_report.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants

@@ -54,6 +54,9 @@ class _Http:
     a local service takes to answer.
     """
 
+    # Not mutation-tested (see benchmarks/MUTATION.md): socket I/O, tested against real servers by the
+    # process and Docker tests, which are too slow to run once per mutant.
+    # pragma: no mutate block
     async def get(self, url: str, timeout: float) -> int:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -231,3 +231,29 @@ A = "${NO_SUCH_A}"
             "environment)") in found
     assert ("b00t.args[1]", "${NO_SUCH_ARG}: pass an argument") in found
     assert len(found) == 3
+
+
+# --- edges found by mutation testing --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["${A", "pre ${A:-${B}", "${A:-x}${"])
+def test_an_unclosed_reference_names_the_text_from_its_dollar(text: str) -> None:
+    start = text.rindex("${") if text.endswith("${") else text.index("${")
+    with pytest.raises(SubstitutionError) as info:
+        substitute(text, ENV)
+    assert info.value.var == text[start:]
+    assert str(info.value) == f"malformed reference {text[start:]!r} (no closing brace)"
+
+
+@pytest.mark.parametrize("whole", ["${A B}", "${1A}", "${A:+alt}"])
+def test_a_malformed_reference_names_exactly_the_reference_and_the_forms_allowed(whole: str) -> None:
+    with pytest.raises(SubstitutionError) as info:
+        substitute(f"x {whole} y", ENV)
+    assert info.value.var == whole
+    assert str(info.value) == (f"malformed reference {whole!r} (write ${{NAME}}, ${{NAME:-default}} "
+                               "or ${NAME:?message})")
+
+
+def test_a_dollar_at_the_very_end_is_kept() -> None:
+    assert substitute("cost: 5$", {}) == "cost: 5$"
+    assert substitute("$", {}) == "$"

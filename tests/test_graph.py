@@ -517,3 +517,73 @@ def test_untyped_and_requires_list_entries_are_reported_where_written(write_datu
         "t.stack.toml: stack.members[0]: t.stack depends on 'nothing', which no datum provides "
         "(write name.type, e.g. qdrant.docker)",
     ]
+
+
+# --- edges found by mutation testing --------------------------------------------------------------
+
+
+def test_closure_lists_a_target_reached_earlier_once_and_goes_on(write_datums: Write) -> None:
+    d = write_datums({"a.mcp": mcp(), "b.mcp": mcp("a.mcp"), "z.mcp": mcp()})
+    cat = load_catalog([Source(d, "t")])
+    assert closure(cat, ["b.mcp", "a.mcp", "z.mcp"]) == ["a.mcp", "b.mcp", "z.mcp"]
+
+
+DOCKER_REFS = """
+[b00t]
+name = "web"
+type = "docker"
+image = "${IMG}"
+docker_args = ["--init", "${DA}"]
+ports = ["${P}"]
+volumes = ["${V}"]
+network = "${N}"
+[b00t.health_check]
+http_url = "${U}"
+tcp = "${T}"
+exec = ["test", "${E}"]
+[b00t.env]
+MODE = "${M}"
+"""
+
+
+def test_every_runtime_string_of_a_docker_datum_is_substituted(write_datums: Write) -> None:
+    d = write_datums({"web.docker": DOCKER_REFS})
+    environ = {"IMG": "nginx:1", "DA": "--read-only", "P": "8080:80", "V": "data:/data", "N": "backend",
+               "U": "http://127.0.0.1:8080/", "T": "127.0.0.1:8080", "E": "/ready", "M": "prod"}
+    node = _graph(d, "web", environ=environ).nodes["web.docker"]
+    spec = node.spec
+    assert (spec.image, spec.docker_args, spec.ports, spec.volumes, spec.network) == \
+        ("nginx:1", ("--init", "--read-only"), ("8080:80",), ("data:/data",), "backend")
+    assert spec.env == {"MODE": "prod"} == node.exports
+    assert spec.health_check == HealthCheck(http_url="http://127.0.0.1:8080/", tcp="127.0.0.1:8080",
+                                            exec=["test", "/ready"])
+    assert node.health == spec.health_check
+
+
+def test_an_unresolved_reference_names_the_key_it_is_in(write_datums: Write) -> None:
+    d = write_datums({"web.docker": DOCKER_REFS})
+    with pytest.raises(EnvError) as info:
+        _graph(d, "web")
+    assert sorted(p.key for p in info.value.problems) == sorted([
+        "b00t.env.MODE", "b00t.image", "b00t.docker_args[1]", "b00t.ports[0]", "b00t.volumes[0]", "b00t.network",
+        "b00t.health_check.http_url", "b00t.health_check.tcp", "b00t.health_check.exec[1]"])
+
+
+def test_only_a_tcp_port_requirement_becomes_a_readiness_check(write_datums: Write) -> None:
+    d = write_datums({"r.process": proc(extra="[[b00t.requirements]]\nkind = 'http'\nport = 8080\n")})
+    assert _graph(d, "r").nodes["r.process"].health is None
+
+
+def test_an_unresolved_working_directory_is_named_by_its_key(write_datums: Write) -> None:
+    d = write_datums({"w.process": proc(extra="cwd = '${WORKDIR}/app'\n")})
+    with pytest.raises(EnvError) as info:
+        _graph(d, "w")
+    assert [p.key for p in info.value.problems] == ["b00t.cwd"]
+
+
+def test_config_hash_changes_with_resource_limits(write_datums: Write) -> None:
+    base = "[b00t]\nimage = 'redis:7'\n[b00t.resources]\nmemory_limit = '{}'\n"
+    d = write_datums({"cache.docker": base.format("1g")})
+    h1 = _graph(d, "cache").nodes["cache.docker"].config_hash
+    write_datums({"cache.docker": base.format("2g")}, d)
+    assert _graph(d, "cache").nodes["cache.docker"].config_hash != h1

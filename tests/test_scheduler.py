@@ -213,3 +213,25 @@ def test_a_node_released_softly_but_skipped_through_a_hard_edge_stays_skipped() 
     assert s.skipped == {"stack": "dependency h failed"}
     assert s.fail("m") == []
     assert s.released() == []
+
+
+# --- edges found by mutation testing --------------------------------------------------------------
+
+
+def test_chain_height_counts_the_nodes_on_the_longest_chain_behind_each_node() -> None:
+    from b00t_graph.scheduler import chain_heights
+
+    # db ← api ← web, db ← worker; cache alone (lists dependencies before dependents)
+    deps = {"db": [], "cache": [], "api": ["db"], "worker": ["db"], "web": ["api", "cache"]}
+    assert chain_heights(deps) == {"db": 3, "api": 2, "worker": 1, "web": 1, "cache": 2}
+    assert chain_heights({}) == {}
+
+
+def test_critical_path_takes_missing_start_times_as_the_run_start() -> None:
+    # a node that ended without a recorded start (e.g. already running) counts from 0
+    assert critical_path({"a": [], "b": ["a"]}, {"b": 2.0}, {"a": 1.5, "b": 3.0}) == \
+        [Hop("a", 0.0, 1.5), Hop("b", 2.0, 1.0)]
+
+
+def test_critical_path_of_a_node_outside_the_graph_is_that_node() -> None:
+    assert critical_path({}, {"x": 1.0}, {"x": 4.0}) == [Hop("x", 1.0, 3.0)]

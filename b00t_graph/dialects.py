@@ -26,7 +26,7 @@ import attrs
 
 from . import textsafe
 from .errors import Problem
-from .model import Build, McpLaunch, Need, Presence
+from .model import RESTART_POLICIES, Build, McpLaunch, Need, Presence, RestartPolicy
 
 # --- the table ------------------------------------------------------------------------------------
 
@@ -74,7 +74,10 @@ KEYS: tuple[KeyUse, ...] = (
            "a presence check (run, match, record the version)"),
     KeyUse("b00t.install (string or { command })", True, "shown as the fix of a failed presence check"),
     KeyUse("[b00t.docker] healthcheck_cmd, healthcheck_interval, healthcheck_timeout", True, "an exec probe"),
-    KeyUse("[b00t.lifecycle] health_check_cmd, restart", True, "an exec probe; the restart policy"),
+    KeyUse("[b00t.lifecycle] health_check_cmd, restart", True,
+           "an exec probe; the restart policy (the container's, and `up --attach`'s unless [b00t.restart] is set)"),
+    KeyUse("[b00t.restart] policy, max_restarts, backoff_ms, max_backoff_ms, interval_ms, failure_threshold, "
+           "reset_after_ms", True, "supervision by `up --attach`: restarts, liveness"),
     KeyUse("b00t.restart_dependents", True, "`restart` of a dependency restarts this node too (kept in `extra`)"),
     KeyUse("[[b00t.requirements]] kind = \"tcp_port\"", True, "a TCP probe when no health check is set"),
     KeyUse("[b00t.resources] memory_limit, cpu_limit", True, "container limits"),
@@ -737,8 +740,37 @@ def _readiness(r: _Reader, b00t: dict[str, Any], top: dict[str, Any]) -> None:
         if restart:
             fields["restart"] = restart
         r.leftover(lifecycle, {"health_check_cmd", "restart"}, "b00t.lifecycle", "not acted on")
-    if "restart" in b00t:
+    if isinstance(b00t.get("restart"), dict):
+        policy = _restart_policy(r, b00t.pop("restart"))
+        if policy is not None:
+            fields["restart_policy"] = policy
+    elif "restart" in b00t:
         fields["restart"] = r.str_(b00t.pop("restart"), "b00t.restart")
+
+
+def _restart_policy(r: _Reader, table: dict[str, Any]) -> RestartPolicy | None:
+    """``[b00t.restart]`` → :class:`RestartPolicy`; a bad value is a problem naming its key."""
+    values: dict[str, Any] = {}
+    policy = r.str_(table.get("policy"), "b00t.restart.policy")
+    if policy is not None:
+        if policy not in RESTART_POLICIES:
+            r.problem("b00t.restart.policy", f"{policy!r}: expected one of {', '.join(RESTART_POLICIES)}")
+            return None
+        values["policy"] = policy
+    ints = ("max_restarts", "backoff_ms", "max_backoff_ms", "interval_ms", "failure_threshold", "reset_after_ms")
+    for key in ints:
+        value = r.int_(table.get(key), f"b00t.restart.{key}")
+        if value is None:
+            continue
+        if value < (0 if key == "max_restarts" else 1):
+            r.problem(f"b00t.restart.{key}", f"{value}: expected a {'non-negative' if key == 'max_restarts' else 'positive'} integer")
+            return None
+        values[key] = value
+    unknown = sorted(set(table) - {"policy", *ints})
+    if unknown:
+        r.problem("b00t.restart", f"unknown key(s): {', '.join(unknown)} (known: policy, {', '.join(ints)})")
+        return None
+    return RestartPolicy(**values)
 
 
 # --- mcp ------------------------------------------------------------------------------------------

@@ -62,6 +62,31 @@ class HealthCheck:
 
 
 @attrs.frozen
+class RestartPolicy:
+    """``[b00t.restart]``: what ``up --attach`` does when a node it supervises dies or fails its liveness checks.
+
+    ``policy``: ``"no"`` (report it, leave it), ``"on-failure"`` (restart when it exits with a non-zero code
+    or fails liveness), ``"always"`` (restart whenever it stops). After ``max_restarts`` restarts in a row
+    the node ends "failed". Restarts wait ``backoff_ms`` doubled each time up to ``max_backoff_ms``, with
+    jitter. Liveness runs the datum's readiness probes every ``interval_ms`` (default: the health check's
+    ``interval_ms``); ``failure_threshold`` misses in a row are a failure. A node that stays up
+    ``reset_after_ms`` starts counting its restarts again from zero.
+    """
+
+    policy: str = "no"
+    max_restarts: int = 5
+    backoff_ms: int = 500
+    max_backoff_ms: int = 30_000
+    interval_ms: int | None = None
+    failure_threshold: int = 3
+    reset_after_ms: int = 60_000
+
+
+#: ``[b00t.restart] policy`` values
+RESTART_POLICIES = ("no", "on-failure", "always")
+
+
+@attrs.frozen
 class Resources:
     """``[b00t.resources]``: limits passed to the runtime (``memory_limit = "1G"``, ``cpu_limit = "2"``)."""
 
@@ -171,6 +196,8 @@ class Datum:
     container_name: str | None = None
     #: The container's restart policy (``no``, ``always``, ``on-failure[:N]``, ``unless-stopped``).
     restart: str | None = None
+    #: ``[b00t.restart]``: supervision by ``up --attach`` (``restart`` above maps onto it when this is unset).
+    restart_policy: RestartPolicy | None = None
     build: Build | None = None
     presence: Presence | None = None
     mcp: tuple[McpLaunch, ...] = ()

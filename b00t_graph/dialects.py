@@ -763,7 +763,8 @@ def _restart_policy(r: _Reader, table: dict[str, Any]) -> RestartPolicy | None:
         if value is None:
             continue
         if value < (0 if key == "max_restarts" else 1):
-            r.problem(f"b00t.restart.{key}", f"{value}: expected a {'non-negative' if key == 'max_restarts' else 'positive'} integer")
+            what = "non-negative" if key == "max_restarts" else "positive"
+            r.problem(f"b00t.restart.{key}", f"{value}: expected a {what} integer")
             return None
         values[key] = value
     unknown = sorted(set(table) - {"policy", *ints})

@@ -202,8 +202,8 @@ def _argv(value: Any, _: Any) -> tuple[str, ...]:
 
 _CONVERTER = _make_converter()
 #: Fields filled by the dialects (b00t's other ways of writing things), never read as raw [b00t] keys.
-_NORMALISED = {"kind", "container_name", "restart", "restart_policy", "build", "presence", "mcp", "run_env", "provides", "protocol",
-               "needs", "optional", "env_required", "env_defaults", "install", "edge_keys"}
+_NORMALISED = {"kind", "container_name", "restart", "restart_policy", "build", "presence", "mcp", "run_env",
+               "provides", "protocol", "needs", "optional", "env_required", "env_defaults", "install", "edge_keys"}
 #: ``[b00t]`` keys acted on from ``Datum.extra`` (no note): ``restart_dependents`` (``restart``).
 _READ_FROM_EXTRA = {"restart_dependents"}
 _DATUM_KEYS = {f.name for f in attrs.fields(Datum)} - {"path", "extra", "env_table", "requirements"} - _NORMALISED

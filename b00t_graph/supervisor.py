@@ -53,7 +53,7 @@ def next_delay(attempt: int, base: float, cap: float, rng: _Random) -> float:
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt}")
     step = min(cap, base * 2 ** min(attempt - 1, 62))
-    return step / 2 + rng.random() * step / 2
+    return float(step / 2 + rng.random() * step / 2)
 
 
 def policy_of(datum: Datum) -> RestartPolicy:

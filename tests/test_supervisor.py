@@ -3,9 +3,11 @@ policy "no"; ``up --attach`` ended by SIGINT. And the pure decisions, without an
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import anyio
 import pytest
 
 from b00t_graph import Engine, load_graph
+from b00t_graph.errors import Problem
 from b00t_graph.loader import structure_datum
-from b00t_graph.model import RestartPolicy
+from b00t_graph.model import Datum, RestartPolicy
 from b00t_graph.supervisor import Failure, Supervisor, next_delay, policy_of, supervisable, verdict
 from tests.procutil import Reaper, alive, cli_popen, free_port, marks, q, records, wait_for
 
@@ -140,8 +143,10 @@ def test_verdict_follows_the_policy() -> None:
 
 
 def test_restart_table_and_b00t_lifecycle_restart_map_onto_the_policy() -> None:
-    def load(b00t: dict[str, object]) -> object:
-        return structure_datum({"b00t": {"name": "a", "type": "process", "command": ["x"], **b00t}}, "a.process.toml")
+    def load(b00t: dict[str, object]) -> tuple[Datum, list[Problem], list[Problem]]:
+        doc = {"b00t": {"name": "a", "type": "process", "command": ["x"], **b00t}}
+        d, problems, notes = structure_datum(doc, "a.process.toml")
+        return d or Datum("a", "process", ""), problems, notes
 
     d, problems, _ = load({"restart": {"policy": "on-failure", "max_restarts": 2, "interval_ms": 100}})
     assert not problems and policy_of(d) == RestartPolicy("on-failure", max_restarts=2, interval_ms=100)
@@ -159,10 +164,7 @@ def test_restart_table_and_b00t_lifecycle_restart_map_onto_the_policy() -> None:
 
 # --- real processes --------------------------------------------------------------------------------
 
-pytestmark_anyio = pytest.mark.anyio
-
-
-@pytestmark_anyio
+@pytest.mark.anyio
 async def test_a_crashing_process_is_restarted_with_backoff_then_fails(
         write_datums: WriteDatums, script: Path, state_dir: Path, reaper: Reaper, tmp_path: Path) -> None:
     mark = tmp_path / "mark"
@@ -180,7 +182,7 @@ async def test_a_crashing_process_is_restarted_with_backoff_then_fails(
     assert not any(alive(pid) for _, _, pid in marks(mark))
 
 
-@pytestmark_anyio
+@pytest.mark.anyio
 async def test_policy_no_leaves_a_crashed_process_alone(
         write_datums: WriteDatums, script: Path, state_dir: Path, reaper: Reaper, tmp_path: Path) -> None:
     mark = tmp_path / "mark"
@@ -192,7 +194,7 @@ async def test_policy_no_leaves_a_crashed_process_alone(
     assert len(marks(mark)) == 1
 
 
-@pytestmark_anyio
+@pytest.mark.anyio
 async def test_an_unhealthy_process_is_restarted_by_liveness(
         write_datums: WriteDatums, script: Path, state_dir: Path, reaper: Reaper, tmp_path: Path) -> None:
     mark, sick = tmp_path / "mark", tmp_path / "sick"
@@ -214,7 +216,7 @@ async def test_an_unhealthy_process_is_restarted_by_liveness(
     assert not alive(first) and alive(second)
 
 
-@pytestmark_anyio
+@pytest.mark.anyio
 async def test_restart_dependents_are_restarted_in_order_others_only_probed(
         write_datums: WriteDatums, script: Path, state_dir: Path, reaper: Reaper, tmp_path: Path) -> None:
     mark = tmp_path / "mark"
@@ -224,7 +226,7 @@ async def test_restart_dependents_are_restarted_in_order_others_only_probed(
         "app.process": datum("app", script, mark, port=free_port(), deps=("db.process",), restart=policy,
                              extra="restart_dependents = true\n"),
         "report.process": datum("report", script, mark, port=free_port(), deps=("db.process",), restart=policy),
-        "top.stack": f'[b00t]\nname = "top"\ntype = "stack"\nmembers = ["app.process", "report.process"]\n',
+        "top.stack": '[b00t]\nname = "top"\ntype = "stack"\nmembers = ["app.process", "report.process"]\n',
     })
     reaper.down_on_exit(["top.stack"], folder)
     db_pid: list[int] = []
@@ -232,7 +234,6 @@ async def test_restart_dependents_are_restarted_in_order_others_only_probed(
     def killed_then_back(sup: Supervisor) -> bool:
         if not db_pid:
             db_pid.append(int(records(state_dir)["db.process"]["pid"]))
-            import os
             os.kill(db_pid[0], signal.SIGKILL)
         return sup.watched["db.process"].total_restarts == 1 and all(
             w.status == "running" for w in sup.watched.values())
@@ -243,3 +244,36 @@ async def test_restart_dependents_are_restarted_in_order_others_only_probed(
     assert starts[3:] == ["db", "app"]  # app declares restart_dependents: after db, in order; report only probed
     assert sup.restarted == ["db.process", "app.process"]
     assert "restarted" in events.phases("app.process") and "restarted" not in events.phases("report.process")
+
+
+# --- up --attach -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_up_attach_restarts_then_sigint_takes_down_what_it_started(
+        write_datums: WriteDatums, script: Path, state_dir: Path, reaper: Reaper, tmp_path: Path,
+        backend: str) -> None:
+    mark = tmp_path / "mark"
+    folder = write_datums({
+        "db.process": datum("db", script, mark, port=free_port()),
+        "app.process": datum("app", script, mark, port=free_port(), deps=("db.process",),
+                             restart='policy = "always"\nbackoff_ms = 50'),
+    })
+    reaper.down_on_exit(["app.process"], folder)
+    proc = cli_popen("up", "app.process", "-d", str(folder), "--attach", state_dir=state_dir, backend=backend)
+    reaper.popens.append(proc)
+    wait_for(lambda: len(marks(mark)) == 2 and records(state_dir).get("app.process", {}).get("ready") is True,
+             what="both started")
+    time.sleep(1.0)  # let `up` finish and supervision begin
+    os.kill(int(records(state_dir)["app.process"]["pid"]), signal.SIGKILL)
+    try:
+        wait_for(lambda: len(marks(mark)) == 3, what="app restarted by the supervisor")
+    except AssertionError:
+        proc.send_signal(signal.SIGINT)
+        raise AssertionError(proc.communicate(timeout=30)[1]) from None
+    wait_for(lambda: records(state_dir).get("app.process", {}).get("ready") is True, what="app ready again")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "app.process restarting" in stderr and "app.process restarted" in stderr
+    assert not any(alive(pid) for _, _, pid in marks(mark)), stderr
+    assert records(state_dir) == {}

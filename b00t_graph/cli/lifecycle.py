@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import click
 
 if TYPE_CHECKING:
-    from ..engine import RunResult
+    from ..engine import Engine, RunResult
 
 from ..errors import (
     EXIT_RUNTIME,
@@ -56,10 +57,13 @@ from ._common import (
 @click.option("--keep-failed", is_flag=True,
               help="Leave a node this run started running when it fails its readiness (to look at it); "
                    "`status` shows it as not ready.")
+@click.option("--attach", is_flag=True,
+              help="Stay in the foreground and supervise (restart policies, liveness) until Ctrl-C or SIGTERM, "
+                   "then take down what this run started (exit 0 when that went cleanly).")
 @use_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
        no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
-       install_missing: bool, deny_privileged: bool, keep_failed: bool, show_logs: bool,
+       install_missing: bool, deny_privileged: bool, keep_failed: bool, show_logs: bool, attach: bool,
        use: tuple[str, ...]) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready.
 
@@ -70,6 +74,7 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       eval "$(b00t-graph up grok -q --env)"      # export the targets' env into this shell
       b00t-graph up demo.stack -p ci-42          # in a project of its own
       b00t-graph up grok --logs                  # a failing node's last log lines at once
+      b00t-graph up demo.stack --attach          # supervise in the foreground; Ctrl-C takes it down
     """
     from .. import render
     from ..engine import Engine
@@ -88,7 +93,10 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
                           no_recreate=no_recreate, fail_fast=fail_fast, install_missing=install_missing,
                           keep_failed=keep_failed) as engine:
             with reporter:
-                return await _interruptible(lambda: engine.up(graph))
+                res, interrupted = await _interruptible(lambda: engine.up(graph))
+            if attach and res is not None and not interrupted:
+                await _attach(engine, res, quiet)
+            return res, interrupted
 
     res, interrupted = _run(go)
     if res is None:  # cancelled before the run returned its result
@@ -115,6 +123,41 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
         sys.exit(EXIT_RUNTIME)
 
 
+async def _attach(engine: Engine, res: RunResult, quiet: bool) -> None:
+    """``up --attach``: supervise until a signal (or until nothing is left to watch), then take down what
+    this run started (the nodes it created or started, and every node a restart started); exits here."""
+    from .. import render
+    from ..progress import ProgressReporter
+    from ..supervisor import Supervisor, supervisable
+
+    if not res.ok:
+        return  # the usual failure report follows; nothing is supervised
+    if not quiet:
+        err.print(render.timings_view(res))
+        _after_up(res, ())
+    lines = ProgressReporter(res.graph, err, live=False, quiet=quiet, logs=True)
+    engine.reporter = lines
+    sup = Supervisor(engine, res.graph, supervisable(res), reporter=lines)
+    if not quiet:
+        _say(f"supervising {len(sup.watched)} node(s); Ctrl-C stops what this run started")
+    _, interrupted = await _interruptible(sup.run)
+    ours = {i for i, t in res.timings.items() if t.started is not None and t.status == "ready"}
+    ours |= set(sup.restarted)
+    with anyio.CancelScope(shield=True):
+        down = await engine.down(res.graph, only=ours) if ours else None
+    failed = [w.node for w in sup.watched.values() if w.status == "failed"]
+    if down is not None and down.failures:
+        _say("error: could not stop " + ", ".join(down.failures) + "\n" + render.failures_text(down))
+        sys.exit(EXIT_RUNTIME)
+    if failed:
+        _say(f"error: {len(failed)} node(s) failed under supervision: {', '.join(failed)}")
+        sys.exit(EXIT_RUNTIME)
+    if not quiet:
+        _say(f"{'interrupted' if interrupted else 'nothing left to supervise'}: stopped {len(ours)} node(s) "
+             "this run started")
+    sys.exit(0)
+
+
 def _after_up(res: RunResult, targets: tuple[str, ...]) -> None:
     """Where to reach what runs now, and the next useful command."""
     import shlex
@@ -125,6 +168,8 @@ def _after_up(res: RunResult, targets: tuple[str, ...]) -> None:
     width = max((len(i) for i in up_now), default=0)
     for ident, where in endpoints(res.graph, up_now).items():
         err.print(f"{ident:<{width}}  {'  '.join(where)}", markup=False, highlight=False, soft_wrap=True)
+    if not targets:
+        return
     what = shlex.join(targets)
     err.print(f"next: b00t-graph logs {what} -f   ·   b00t-graph down {what}", markup=False, highlight=False,
               style="dim", soft_wrap=True)

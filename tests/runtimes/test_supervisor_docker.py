@@ -1,0 +1,59 @@
+"""Supervision of a real container: one whose liveness check starts failing is recreated (Docker itself
+never restarts an unhealthy container)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from b00t_graph import Engine, load_graph
+from b00t_graph.supervisor import Supervisor, supervisable
+from tests.runtimes.test_docker_runtime import write_datum
+
+pytestmark = [pytest.mark.anyio, pytest.mark.docker]
+
+
+async def test_an_unhealthy_container_is_recreated_by_liveness(tmp_path: Path, prefix: str, test_image: str,
+                                                               engine: Any) -> None:
+    folder = tmp_path / "datums"
+    folder.mkdir()
+    name = f"{prefix}-sick"
+    write_datum(folder, name, image=test_image, command=["sleep", "300"],
+                health={"exec": ["sh", "-c", "test ! -e /tmp/sick"], "timeout_ms": 15000, "interval_ms": 100})
+    path = folder / f"{name}.docker.toml"
+    path.write_text(path.read_text() + '[b00t.restart]\npolicy = "on-failure"\ninterval_ms = 100\n'
+                    "failure_threshold = 2\nbackoff_ms = 50\n")
+    ident = f"{name}.docker"
+    graph = load_graph([ident], folder)
+    seen: list[tuple[str, str]] = []
+
+    class Events:
+        def event(self, node: str, phase: str, detail: str = "") -> None:
+            seen.append((phase, detail))
+
+    async with Engine(state_dir=tmp_path / "state", reporter=Events()) as eng:
+        try:
+            res = await eng.up(graph)
+            assert res.ok, res.failures
+            first = engine.container(name)["Id"]
+            sup = Supervisor(eng, graph, supervisable(res), poll=0.05, rng=random.Random(3))
+            rt = eng.runtimes.for_type("docker")
+            assert rt is not None
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(sup.run)
+                    await anyio.sleep(0.3)
+                    assert await rt.exec(graph.nodes[ident], ["touch", "/tmp/sick"], 10.0) == 0  # type: ignore[attr-defined]
+                    while sup.watched[ident].total_restarts < 1 or sup.watched[ident].status != "running":
+                        await anyio.sleep(0.05)
+                    tg.cancel_scope.cancel()
+            assert ("unhealthy", "liveness failed 2 times in a row; last: exec exited 1") in seen
+            now = engine.container(name)
+            assert now is not None and now["Id"] != first and now["State"]["Running"]
+        finally:
+            with anyio.CancelScope(shield=True):
+                await eng.down(graph)

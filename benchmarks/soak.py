@@ -171,7 +171,8 @@ class Soak:
     # --- the CLI ---------------------------------------------------------------------------------
 
     def argv(self, command: str, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "b00t_graph", command, self.target, "-q", "-d", str(self.folder),
+        quiet = ["-q"] if command in ("up", "down") else []
+        return [sys.executable, "-m", "b00t_graph", command, self.target, *quiet, "-d", str(self.folder),
                 "--state-dir", str(self.state), *extra]
 
     def popen(self, command: str, *extra: str) -> subprocess.Popen[str]:
@@ -322,8 +323,13 @@ class Soak:
             subprocess.run(["docker", "pause", paused], capture_output=True, timeout=60)
             rec["faults"].append(f"docker pause {paused}")
             rec["kinds"].append("docker pause")
-            st = subprocess.run(self.argv("status"), cwd=REPO, capture_output=True, text=True, timeout=CMD_TIMEOUT)
-            rec["status_sees_paused"] = "paused" in st.stdout
+            st = subprocess.run([*self.argv("status"), "--json"], cwd=REPO,
+                                capture_output=True, text=True, timeout=CMD_TIMEOUT)
+            try:
+                rec["status_sees_paused"] = json.loads(st.stdout)[f"{paused}.docker"]["state"] == "paused"
+            except (ValueError, KeyError, TypeError):
+                rec["status_sees_paused"] = False
+                rec["unexpected"].append(f"status --json: exit {st.returncode}: {st.stderr.strip()[-200:]}")
             subprocess.run(["docker", "unpause", paused], capture_output=True, timeout=60)
         # 3. an `up` brings everything back
         rc, err, _ = self.run("up")

@@ -592,6 +592,11 @@ def _render_soak(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> No
       + "), each cycle ending in `down --volumes`; then everything of the soak's that was left is counted. "
       "Leaks are summed over all cycles.\n")
     w(table(soak) + "\n")
+    paused = soak.get("status_saw_paused") or []
+    if paused:
+        w(f"`status --json` called the paused container `paused` in {sum(paused)} of {len(paused)} pauses.\n")
+    if soak.get("interrupted"):
+        w(f"The run was interrupted after {soak['cycles']} of {soak['requested_cycles']} cycles.\n")
     if soak.get("unexpected_exits"):
         w(f"Exit codes other than 0 where 0 was expected, in {len(soak['unexpected_exits'])} cycles: "
           + "; ".join(f"cycle {u['cycle']}: {', '.join(u['what'])}" for u in soak["unexpected_exits"][:5])

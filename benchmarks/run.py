@@ -596,7 +596,8 @@ def _render_soak(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> No
     if paused:
         w(f"`status --json` called the paused container `paused` in {sum(paused)} of {len(paused)} pauses.\n")
     if soak.get("interrupted"):
-        w(f"The run was interrupted after {soak['cycles']} of {soak['requested_cycles']} cycles.\n")
+        w(f"The run stopped after {soak['cycles']} of {soak['requested_cycles']} cycles "
+          f"({soak.get('stopped_by') or 'interrupted'}).\n")
     if soak.get("unexpected_exits"):
         w(f"Exit codes other than 0 where 0 was expected, in {len(soak['unexpected_exits'])} cycles: "
           + "; ".join(f"cycle {u['cycle']}: {', '.join(u['what'])}" for u in soak["unexpected_exits"][:5])

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,6 +96,18 @@ def free_port(taken: set[int]) -> int:
         if port not in taken:
             taken.add(port)
             return port
+
+
+def engine(fn: Any, *args: Any, tries: int = 4) -> Any:
+    """``fn(*args)`` against the engine, retried: a busy shared engine can take over a minute to answer."""
+    for i in range(tries):
+        try:
+            return fn(*args)
+        except (TimeoutError, OSError):
+            if i == tries - 1:
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
 
 
 def q(v: Any) -> str:
@@ -220,8 +233,8 @@ class Soak:
         return out
 
     def running_containers(self) -> list[str]:
-        return [c["Names"][0].lstrip("/") for c in dockerapi.containers(
-            {"name": [self.prefix], "status": ["running"]})]
+        return [c["Names"][0].lstrip("/") for c in engine(dockerapi.containers,
+                                                            {"name": [self.prefix], "status": ["running"]})]
 
     # --- leaks -----------------------------------------------------------------------------------
 
@@ -233,9 +246,9 @@ class Soak:
                                         f"{' '.join(proc.cmdline())[:120]}")
             except (psutil.Error, OSError):
                 out["processes"].append(f"pid {proc.pid}")
-        managed = {c["Id"] for c in dockerapi.containers({"label": ["org.b00t-graph.managed"]})}
+        managed = {c["Id"] for c in engine(dockerapi.containers, {"label": ["org.b00t-graph.managed"]})}
         for kind in ("containers", "networks", "volumes"):
-            for oid, name in dockerapi.names_with_prefix(kind, self.prefix):
+            for oid, name in engine(dockerapi.names_with_prefix, kind, self.prefix):
                 tag = " (managed)" if kind != "containers" or oid in managed else " (unlabelled)"
                 out[kind].append(name + tag)
         logs: Counter[str] = Counter()
@@ -265,7 +278,7 @@ class Soak:
                 except (psutil.Error, OSError):
                     pass
         try:
-            dockerapi.sweep(self.prefix)
+            engine(dockerapi.sweep, self.prefix)
         except Exception as exc:  # the engine may be gone; report and go on
             print(f"sweep: {exc}", file=sys.stderr)
         for sub in ("locks",):
@@ -385,6 +398,31 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summarise(soak: Soak, cycles: list[dict[str, Any]], args: argparse.Namespace, started: float,
+              stopped: str | None) -> dict[str, Any]:
+    total: Counter[str] = Counter()
+    faults: Counter[str] = Counter()
+    for c in cycles:
+        for k, v in c["leaks"].items():
+            total[k] += len(v)
+        faults.update(c["kinds"])
+    return {
+        "machine": bl.machine(), "seed": args.seed, "cycles": len(cycles), "requested_cycles": args.cycles,
+        "interrupted": stopped is not None, "stopped_by": stopped,
+        "nodes": {"processes": len(soak.procs), "containers": len(soak.containers)},
+        "leaks": {k: total[k] for k in LEAK_KINDS},
+        "leak_details": [{"cycle": i + 1, **c["leaks"]} for i, c in enumerate(cycles) if c["leaks"]],
+        "unexpected_exits": [{"cycle": i + 1, "what": c["unexpected"]} for i, c in enumerate(cycles)
+                             if c["unexpected"]],
+        "faults": dict(faults),
+        "status_saw_paused": [c["status_sees_paused"] for c in cycles if "status_sees_paused" in c],
+        "cycle_s": bl.summary([c["cycle_s"] for c in cycles]),
+        "up_s": bl.summary([c["up_s"] for c in cycles]),
+        "down_s": bl.summary([c["down_s"] for c in cycles]),
+        "duration_s": time.perf_counter() - started,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=100)
@@ -401,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    interrupted = False
+    stopped: str | None = None
     try:
         soak.write_stack()
         est_up = 3.0
@@ -415,39 +453,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cycle {i + 1}: {rec['cycle_s']:.1f}s  faults: {'; '.join(rec['faults']) or '-'}"
                   + (f"  LEAKS: {rec['leaks']}" if rec["leaks"] else "")
                   + (f"  unexpected: {rec['unexpected']}" if rec["unexpected"] else ""), flush=True)
+            bl.write_result("soak", summarise(soak, cycles, args, started, "still running"))
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = "interrupted"
+    except Exception as exc:  # the cycles so far still count; say what stopped the run
+        stopped = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
     finally:
         soak.cleanup()
-    total: Counter[str] = Counter()
-    for c in cycles:
-        for k, v in c["leaks"].items():
-            total[k] += len(v)
-    faults: Counter[str] = Counter()
-    for c in cycles:
-        faults.update(c["kinds"])
-    result = {
-        "machine": bl.machine(), "seed": args.seed, "cycles": len(cycles), "requested_cycles": args.cycles,
-        "interrupted": interrupted, "nodes": {"processes": len(soak.procs), "containers": len(soak.containers)},
-        "leaks": {k: total[k] for k in LEAK_KINDS},
-        "leak_details": [{"cycle": i + 1, **c["leaks"]} for i, c in enumerate(cycles) if c["leaks"]],
-        "unexpected_exits": [{"cycle": i + 1, "what": c["unexpected"]} for i, c in enumerate(cycles)
-                             if c["unexpected"]],
-        "faults": dict(faults),
-        "status_saw_paused": [c["status_sees_paused"] for c in cycles if "status_sees_paused" in c],
-        "cycle_s": bl.summary([c["cycle_s"] for c in cycles]),
-        "up_s": bl.summary([c["up_s"] for c in cycles]),
-        "down_s": bl.summary([c["down_s"] for c in cycles]),
-        "duration_s": time.perf_counter() - started,
-    }
+    result = summarise(soak, cycles, args, started, stopped)
     if cycles:
         print(f"\n{len(cycles)} cycles of {len(soak.procs)} processes + {len(soak.containers)} containers, "
-              f"{result['duration_s'] / 60:.1f} min; faults: {dict(faults)}")
+              f"{result['duration_s'] / 60:.1f} min; faults: {result['faults']}"
+              + (f"; stopped: {stopped}" if stopped else ""))
         print(table(result))
         if result["unexpected_exits"]:
             print(f"unexpected exit codes in {len(result['unexpected_exits'])} cycles (see the JSON)")
         bl.write_result("soak", result)
-    return 1 if interrupted or any(total.values()) else 0
+    return 1 if stopped or any(result["leaks"].values()) else 0
 
 
 if __name__ == "__main__":

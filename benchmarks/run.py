@@ -3,6 +3,7 @@
     python benchmarks/run.py            # the full run (≤ 15 min on a 2-core machine)
     python benchmarks/run.py --quick    # a smoke run: fewer repeats, fewer compose runs
     python benchmarks/run.py --report   # only rewrite RESULTS.md from benchmarks/results/*.json
+    python benchmarks/run.py --soak     # only the soak (100 faulty up/down cycles; ~25 min), then the report
 
 Each benchmark runs in its own process (``bench_scheduler.py``, ``bench_compose.py``)
 and leaves its numbers in ``benchmarks/results/``; this script times the whole run
@@ -87,6 +88,7 @@ def render(meta: dict[str, Any], sched: dict[str, Any] | None, comp: dict[str, A
           "or `--skip-compose`).\n")
     _render_experiments(w)
     _render_clients(w, targets)
+    _render_soak(w, targets)
     if sched:
         _render_scheduler(sched, w, targets)
     if dur is not None:
@@ -574,6 +576,38 @@ def _render_clients(w: Any, targets: list[tuple[str, str, bool | None, str]]) ->
                         mcp["median_ms"] <= 50, ""))
 
 
+def _render_soak(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
+    """The soak (``--soak``, not part of ``make bench``): leaks after faulty up/down cycles."""
+    soak = bl.read_result("soak")
+    if not soak:
+        return
+    from soak import table
+
+    nodes = soak["nodes"]
+    w("## Soak: up/down cycles with faults\n")
+    w(f"From `python benchmarks/run.py --soak` (not part of `make bench`), run of {soak['machine']['date']}: "
+      f"**{soak['cycles']} cycles** (seed {soak['seed']}) of a stack of {nodes['processes']} processes and "
+      f"{nodes['containers']} containers in four layers, through the CLI, with random faults each cycle "
+      f"(injected over the run: " + ", ".join(f"{k} ×{v}" for k, v in soak["faults"].items())
+      + "), each cycle ending in `down --volumes`; then everything of the soak's that was left is counted. "
+      "Leaks are summed over all cycles.\n")
+    w(table(soak) + "\n")
+    paused = soak.get("status_saw_paused") or []
+    if paused:
+        w(f"`status --json` called the paused container `paused` in {sum(paused)} of {len(paused)} pauses.\n")
+    if soak.get("interrupted"):
+        w(f"The run stopped after {soak['cycles']} of {soak['requested_cycles']} cycles "
+          f"({soak.get('stopped_by') or 'interrupted'}).\n")
+    if soak.get("unexpected_exits"):
+        w(f"Exit codes other than 0 where 0 was expected, in {len(soak['unexpected_exits'])} cycles: "
+          + "; ".join(f"cycle {u['cycle']}: {', '.join(u['what'])}" for u in soak["unexpected_exits"][:5])
+          + (" …" if len(soak["unexpected_exits"]) > 5 else "") + "\n")
+    total = sum(soak["leaks"].values())
+    targets.append(("soak: nothing leaked (processes, containers, networks, volumes, state files)",
+                    f"{total} over {soak['cycles']} cycles", total == 0,
+                    "" if total == 0 else "see `leak_details` in benchmarks/results/soak.json"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and compose runs (a smoke run)")
@@ -585,10 +619,17 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="only rewrite RESULTS.md from the saved results")
     ap.add_argument("--experiments", action="store_true",
                     help="only run the sensitivity experiments (one setting changed each; ~15 min), then the report")
+    ap.add_argument("--soak", action="store_true",
+                    help="only run the soak (100 up/down cycles with faults, counting leaks), then the report")
     args = ap.parse_args()
 
     rc = 0
-    if args.experiments:
+    if args.soak:
+        if not _docker_ok():
+            print("no Docker engine", file=sys.stderr)
+            return 1
+        rc |= _run("soak.py", ["--cycles", "100"])
+    elif args.experiments:
         if not _docker_ok():
             print("no Docker engine or docker-compose", file=sys.stderr)
             return 1
@@ -616,7 +657,7 @@ def main() -> int:
     meta = bl.read_result("run") or {}
     RESULTS_MD.write_text(render(meta, bl.read_result("scheduler"), bl.read_result("compose")))
     print(f"wrote {RESULTS_MD}")
-    if meta.get("duration_s") and not args.experiments and not args.report:
+    if meta.get("duration_s") and not (args.experiments or args.report or args.soak):
         print(f"the whole run took {meta['duration_s'] / 60:.1f} min")
     return rc
 

@@ -111,3 +111,15 @@ def test_escaped_text_has_no_control_character(text: str) -> None:
 def test_clip() -> None:
     assert clip("short") == "short"
     assert clip("x" * 1000, 10) == "x" * 10 + "… (990 more characters)"
+
+
+# --- mutation testing (`make mutate`, benchmarks/MUTATION.md): what its survivors showed unpinned -----------
+
+def test_clip_keeps_text_of_exactly_the_limit() -> None:
+    assert clip("x" * 10, 10) == "x" * 10
+    assert clip("x" * 11, 10) == "x" * 10 + "… (1 more characters)"
+
+
+def test_clip_limit_is_200_by_default() -> None:
+    assert clip("y" * 200) == "y" * 200
+    assert clip("y" * 201) == "y" * 200 + "… (1 more characters)"

@@ -123,3 +123,13 @@ def test_clip_keeps_text_of_exactly_the_limit() -> None:
 def test_clip_limit_is_200_by_default() -> None:
     assert clip("y" * 200) == "y" * 200
     assert clip("y" * 201) == "y" * 200 + "… (1 more characters)"
+
+
+def test_split_keeps_the_backslash_before_an_ordinary_character_in_double_quotes() -> None:
+    for text in ('"a\\Xb"', '"\\X"'):
+        assert split(text) == shlex.split(text)
+    assert split('"a\\Xb"') == ["a\\Xb"]
+
+
+def test_split_a_run_of_escaped_characters() -> None:
+    assert split("a\\ b\\ c\\ d") == ["a b c d"] == shlex.split("a\\ b\\ c\\ d")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from b00t_graph.capabilities import Resolver
 from b00t_graph.errors import (
     AmbiguousTargetError,
     CycleError,
@@ -22,7 +23,7 @@ from b00t_graph.errors import (
 )
 from b00t_graph.graph import Graph, closure, compile_graph
 from b00t_graph.loader import Catalog, Source, load_catalog
-from b00t_graph.model import Datum, HealthCheck
+from b00t_graph.model import Datum, HealthCheck, Need
 
 Write = Callable[..., Path]
 
@@ -587,3 +588,16 @@ def test_config_hash_changes_with_resource_limits(write_datums: Write) -> None:
     h1 = _graph(d, "cache").nodes["cache.docker"].config_hash
     write_datums({"cache.docker": base.format("2g")}, d)
     assert _graph(d, "cache").nodes["cache.docker"].config_hash != h1
+
+
+def test_required_walks_every_dependency_past_one_already_seen() -> None:
+    # t needs x, c and b; b needs c too: c is met a second time before x
+    cat = cat_of(D("t.stack", depends_on=("x.mcp", "c.mcp", "b.mcp")), D("x.mcp"), D("c.mcp"),
+                 D("b.mcp", depends_on=("c.mcp",)))
+    graph = compile_graph(cat, ["t.stack"], environ={})
+    assert graph.required() == {"t.stack", "x.mcp", "c.mcp", "b.mcp"}
+
+
+def test_closure_with_a_resolver_takes_the_chosen_providers_in() -> None:
+    cat = cat_of(D("app.mcp", needs=(Need("db", "vector-db"),)), D("qdrant.mcp", provides="vector-db"))
+    assert closure(cat, ["app.mcp"], Resolver(cat, {})) == ["qdrant.mcp", "app.mcp"]

@@ -506,3 +506,16 @@ def test_stop_timeout_refuses_a_value_with_letters_before_the_digits() -> None:
 
 def test_a_mount_key_without_a_value_reads_as_true() -> None:
     assert error("--mount", "type=tmpfs,dst=/t,tmpfs-size") == "'true' is not a size (e.g. 512m, 1g, 4Gi)"
+
+
+def test_a_cdi_device_name_becomes_a_device_request() -> None:
+    assert host("--device", "nvidia.com/gpu=all")["DeviceRequests"] == [
+        {"Driver": "cdi", "Count": 0, "DeviceIDs": ["nvidia.com/gpu=all"], "Capabilities": None, "Options": {}}]
+    # a path with an equals sign is a device file, not a CDI name
+    assert host("--device", "/dev/a=b")["Devices"] == [
+        {"PathOnHost": "/dev/a=b", "PathInContainer": "/dev/a=b", "CgroupPermissions": "rwm"}]
+
+
+def test_name_given_twice() -> None:
+    assert errors("--name", "ab", "--name", "ab") == []  # the same name again is no problem
+    assert error("--name", "ab", "--name", "cd") == "--name 'cd': the container is already named 'ab'"

@@ -21,7 +21,7 @@ from b00t_graph.errors import (
     PortConflictError,
     Problem,
 )
-from b00t_graph.graph import Graph, closure, compile_graph
+from b00t_graph.graph import Graph, closure, compile_graph, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
 from b00t_graph.model import Datum, HealthCheck, Need
 
@@ -601,3 +601,12 @@ def test_required_walks_every_dependency_past_one_already_seen() -> None:
 def test_closure_with_a_resolver_takes_the_chosen_providers_in() -> None:
     cat = cat_of(D("app.mcp", needs=(Need("db", "vector-db"),)), D("qdrant.mcp", provides="vector-db"))
     assert closure(cat, ["app.mcp"], Resolver(cat, {})) == ["qdrant.mcp", "app.mcp"]
+
+
+def test_suggest_typed_names_for_an_untyped_one() -> None:
+    cat = cat_of(*(D(f"node.{t}") for t in ("mcp", "cli", "api", "docker")), D("nod.cli"))
+    assert suggest(cat, "node") == ["node.api", "node.cli", "node.docker"]  # the first three, sorted
+    assert suggest(cat, "nod.cl") == cat.suggest("nod.cl")  # a typed name: close names only
+    # the type is what follows the last dot: node.x.cli is the datum "node.x", not a "node"
+    cat = cat_of(D("node.mcp"), D("node.cli"), D("node.x.cli"), D("nodes.mcp"))
+    assert suggest(cat, "node") == ["node.cli", "node.mcp"]

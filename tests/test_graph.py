@@ -610,3 +610,11 @@ def test_suggest_typed_names_for_an_untyped_one() -> None:
     # the type is what follows the last dot: node.x.cli is the datum "node.x", not a "node"
     cat = cat_of(D("node.mcp"), D("node.cli"), D("node.x.cli"), D("nodes.mcp"))
     assert suggest(cat, "node") == ["node.cli", "node.mcp"]
+
+
+@pytest.mark.parametrize("first, second", [("localhost", "127.0.0.1"), ("127.0.0.1", "localhost")])
+def test_localhost_and_127_0_0_1_are_one_address(first: str, second: str) -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", "-p", f"{first}:6379:6379"), _redis("valkey", "-p", f"{second}:6379:6379"))
+    with pytest.raises(PortConflictError, match=r"host port 6379/tcp is claimed by both"):
+        compile_graph(cat, ["s.stack"], environ={})

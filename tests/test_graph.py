@@ -618,3 +618,12 @@ def test_localhost_and_127_0_0_1_are_one_address(first: str, second: str) -> Non
                  _redis("redis", "-p", f"{first}:6379:6379"), _redis("valkey", "-p", f"{second}:6379:6379"))
     with pytest.raises(PortConflictError, match=r"host port 6379/tcp is claimed by both"):
         compile_graph(cat, ["s.stack"], environ={})
+
+
+def test_a_rename_of_an_export_of_a_members_dependency_is_no_shared_env() -> None:
+    # X comes from b.mcp, which the stack reaches only through its member a.mcp
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"Y": "${X}"}),
+                 D("a.mcp", depends_on=("b.mcp",)), D("b.mcp", env={"X": "from-b"}))
+    graph = compile_graph(cat, ["s.stack"], environ={"X": "from-the-shell"})
+    assert "Y" not in graph.nodes["a.mcp"].env
+    assert graph.nodes["s.stack"].exports["Y"] == "from-b"

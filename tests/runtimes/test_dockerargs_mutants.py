@@ -18,6 +18,7 @@ from b00t_graph.runtimes.dockerargs import (
     _setter,
     _switch,
     check,
+    check_names,
     parse_bytes,
     parse_cpus,
     parse_duration,
@@ -519,3 +520,10 @@ def test_a_cdi_device_name_becomes_a_device_request() -> None:
 def test_name_given_twice() -> None:
     assert errors("--name", "ab", "--name", "ab") == []  # the same name again is no problem
     assert error("--name", "ab", "--name", "cd") == "--name 'cd': the container is already named 'ab'"
+
+
+def test_two_datums_naming_one_container() -> None:
+    a, b = node("--name", "shared", name="a"), node("--name", "shared", name="b")
+    assert [(p.path, p.key, p.message) for p in check_names([a, b, node(name="c")])] == [
+        (PATH, "b00t.container_name", f"the container name 'shared' is also the container of a.docker ({PATH}); "
+         "two datums cannot share one container: rename one (--name)")]

@@ -527,3 +527,8 @@ def test_two_datums_naming_one_container() -> None:
     assert [(p.path, p.key, p.message) for p in check_names([a, b, node(name="c")])] == [
         (PATH, "b00t.container_name", f"the container name 'shared' is also the container of a.docker ({PATH}); "
          "two datums cannot share one container: rename one (--name)")]
+
+
+def test_an_invalid_container_name_in_the_datum() -> None:
+    assert errors(container_name="x") == [
+        "b00t.container_name: 'x' is not a container name (letters, digits, _ . -; at least 2 characters)"]

@@ -259,9 +259,12 @@ def test_a_dollar_at_the_very_end_is_kept() -> None:
     assert substitute("$", {}) == "$"
 
 
-def test_references_allow_the_same_nesting_as_substitute() -> None:
+def test_references_and_substitute_allow_the_same_nesting() -> None:
     def nest(k: int) -> str:
         return "${A:-" * k + "x" + "}" * k
     assert references(nest(MAX_NESTING)) == ["A"] * MAX_NESTING
     with pytest.raises(SubstitutionError, match="nested more than"):
         references(nest(MAX_NESTING + 1))
+    assert substitute(nest(MAX_NESTING), {}) == "x"
+    with pytest.raises(SubstitutionError, match="nested more than"):
+        substitute(nest(MAX_NESTING + 1), {})

@@ -627,3 +627,9 @@ def test_a_rename_of_an_export_of_a_members_dependency_is_no_shared_env() -> Non
     graph = compile_graph(cat, ["s.stack"], environ={"X": "from-the-shell"})
     assert "Y" not in graph.nodes["a.mcp"].env
     assert graph.nodes["s.stack"].exports["Y"] == "from-b"
+
+
+def test_ports_published_on_the_host_network_claim_nothing() -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", "--network", "host", "-p", "6379:6379"), _redis("valkey", "-p", "6379:6379"))
+    assert len(compile_graph(cat, ["s.stack"], environ={}).nodes) == 3

@@ -532,3 +532,9 @@ def test_two_datums_naming_one_container() -> None:
 def test_an_invalid_container_name_in_the_datum() -> None:
     assert errors(container_name="x") == [
         "b00t.container_name: 'x' is not a container name (letters, digits, _ . -; at least 2 characters)"]
+
+
+def test_restart_in_the_datum_problems() -> None:
+    assert errors(restart="--restart x") == [
+        "b00t.restart: '--restart x': expected no, always, unless-stopped or on-failure[:N]"]
+    assert errors("--restart", "always", restart="no") == ["b00t.restart: 'no' contradicts --restart in docker_args"]

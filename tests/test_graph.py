@@ -633,3 +633,15 @@ def test_ports_published_on_the_host_network_claim_nothing() -> None:
     cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
                  _redis("redis", "--network", "host", "-p", "6379:6379"), _redis("valkey", "-p", "6379:6379"))
     assert len(compile_graph(cat, ["s.stack"], environ={}).nodes) == 3
+
+
+def test_a_stack_needed_by_a_datum_still_sets_its_members_env() -> None:
+    cat = cat_of(D("app.mcp", depends_on=("s.stack",)), D("s.stack", members=("a.mcp",), env={"P": "v"}), D("a.mcp"))
+    assert compile_graph(cat, ["app.mcp"], environ={}).nodes["a.mcp"].env == {"P": "v"}
+
+
+def test_a_stacks_entry_reads_its_earlier_entries_and_its_parent_stacks() -> None:
+    cat = cat_of(D("outer.stack", members=("inner.stack",), env={"X": "x"}),
+                 D("inner.stack", members=("a.mcp",), env={"A": "1", "B": "${A}2", "Y": "${X}-y"}), D("a.mcp"))
+    env = compile_graph(cat, ["outer.stack"], environ={}).nodes["a.mcp"].env
+    assert env == {"X": "x", "A": "1", "B": "12", "Y": "x-y"}

@@ -23,7 +23,7 @@ from b00t_graph.errors import (
 )
 from b00t_graph.graph import Graph, closure, compile_graph, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
-from b00t_graph.model import Datum, HealthCheck, Need
+from b00t_graph.model import Build, Datum, HealthCheck, Need
 
 Write = Callable[..., Path]
 
@@ -645,3 +645,15 @@ def test_a_stacks_entry_reads_its_earlier_entries_and_its_parent_stacks() -> Non
                  D("inner.stack", members=("a.mcp",), env={"A": "1", "B": "${A}2", "Y": "${X}-y"}), D("a.mcp"))
     env = compile_graph(cat, ["outer.stack"], environ={}).nodes["a.mcp"].env
     assert env == {"X": "x", "A": "1", "B": "12", "Y": "x-y"}
+
+
+def test_a_build_is_substituted_field_by_field() -> None:
+    build = Build(context="${DIR}/ctx", file="${F}.Dockerfile", args={"V": "${VER}"})
+    env = {"DIR": "/src", "F": "prod", "VER": "1.2"}
+    cat = cat_of(D("web.docker", image="web:1", build=build))
+    got = compile_graph(cat, ["web.docker"], environ=env).nodes["web.docker"].spec.build
+    assert got == Build(context="/src/ctx", file="prod.Dockerfile", args={"V": "1.2"})
+    for gone, key in (("DIR", "b00t.docker.build.context"), ("F", "b00t.docker.build.file"),
+                      ("VER", "b00t.docker.build.args.V")):
+        with pytest.raises(EnvError, match=re.escape(f"web.docker.toml: {key}: ${{{gone}}} is not set")):
+            compile_graph(cat, ["web.docker"], environ={k: v for k, v in env.items() if k != gone})

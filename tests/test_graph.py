@@ -657,3 +657,8 @@ def test_a_build_is_substituted_field_by_field() -> None:
                       ("VER", "b00t.docker.build.args.V")):
         with pytest.raises(EnvError, match=re.escape(f"web.docker.toml: {key}: ${{{gone}}} is not set")):
             compile_graph(cat, ["web.docker"], environ={k: v for k, v in env.items() if k != gone})
+
+
+def test_a_stack_entry_after_a_rename_still_reaches_the_members() -> None:
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"R": "${X}", "P": "v"}), D("a.mcp", env={"X": "x"}))
+    assert compile_graph(cat, ["s.stack"], environ={}).nodes["a.mcp"].env == {"P": "v"}

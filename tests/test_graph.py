@@ -661,4 +661,4 @@ def test_a_build_is_substituted_field_by_field() -> None:
 
 def test_a_stack_entry_after_a_rename_still_reaches_the_members() -> None:
     cat = cat_of(D("s.stack", members=("a.mcp",), env={"R": "${X}", "P": "v"}), D("a.mcp", env={"X": "x"}))
-    assert compile_graph(cat, ["s.stack"], environ={}).nodes["a.mcp"].env == {"P": "v"}
+    assert compile_graph(cat, ["s.stack"], environ={}).nodes["a.mcp"].env == {"X": "x", "P": "v"}

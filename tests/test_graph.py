@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 import time
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from b00t_graph.capabilities import Resolver
@@ -21,7 +24,7 @@ from b00t_graph.errors import (
     PortConflictError,
     Problem,
 )
-from b00t_graph.graph import Graph, closure, compile_graph, suggest
+from b00t_graph.graph import Graph, closure, compile_graph, config_hash, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
 from b00t_graph.model import Build, Datum, HealthCheck, Need
 
@@ -662,3 +665,16 @@ def test_a_build_is_substituted_field_by_field() -> None:
 def test_a_stack_entry_after_a_rename_still_reaches_the_members() -> None:
     cat = cat_of(D("s.stack", members=("a.mcp",), env={"R": "${X}", "P": "v"}), D("a.mcp", env={"X": "x"}))
     assert compile_graph(cat, ["s.stack"], environ={}).nodes["a.mcp"].env == {"X": "x", "P": "v"}
+
+
+def test_config_hash_covers_the_dialect_fields_and_keeps_old_hashes() -> None:
+    base = D("web.docker", image="web:1")
+    h = config_hash(base, {})
+    for change in ({"kind": "job"}, {"container_name": "web1"}, {"restart": "always"},
+                   {"build": Build(context=".")}, {"run_env": {"A": "1"}}):
+        assert config_hash(attrs.evolve(base, **change), {}) != h, change
+    # a datum that sets none of them hashes as before they existed
+    old: dict[str, Any] = {"type": "docker", "image": "web:1", "docker_args": base.docker_args, "command": base.command,
+           "args": base.args, "cwd": base.cwd, "ports": base.ports, "volumes": base.volumes, "network": base.network,
+           "resources": None, "env": []}
+    assert h == hashlib.sha256(json.dumps(old, sort_keys=True, default=list).encode()).hexdigest()[:16]

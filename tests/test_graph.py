@@ -678,3 +678,9 @@ def test_config_hash_covers_the_dialect_fields_and_keeps_old_hashes() -> None:
            "args": base.args, "cwd": base.cwd, "ports": base.ports, "volumes": base.volumes, "network": base.network,
            "resources": None, "env": []}
     assert h == hashlib.sha256(json.dumps(old, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def test_a_member_literal_is_noted_after_entries_it_does_not_set() -> None:
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"A": "1", "B": "2"}), D("a.mcp", env={"B": "3"}))
+    notes = [str(n) for n in compile_graph(cat, ["s.stack"], environ={}).notes]
+    assert len(notes) == 1 and "B='3' here, but s.stack sets B='2'" in notes[0]

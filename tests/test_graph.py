@@ -26,7 +26,7 @@ from b00t_graph.errors import (
 )
 from b00t_graph.graph import Graph, closure, compile_graph, config_hash, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
-from b00t_graph.model import Build, Datum, HealthCheck, Need
+from b00t_graph.model import Build, Datum, HealthCheck, McpLaunch, Need, Presence
 
 Write = Callable[..., Path]
 
@@ -684,3 +684,15 @@ def test_a_member_literal_is_noted_after_entries_it_does_not_set() -> None:
     cat = cat_of(D("s.stack", members=("a.mcp",), env={"A": "1", "B": "2"}), D("a.mcp", env={"B": "3"}))
     notes = [str(n) for n in compile_graph(cat, ["s.stack"], environ={}).notes]
     assert len(notes) == 1 and "B='3' here, but s.stack sets B='2'" in notes[0]
+
+
+def test_the_dialect_fields_are_substituted() -> None:
+    datum = D("srv.mcp", presence=Presence(command=("${BIN}", "--version")),
+              mcp=(McpLaunch("stdio", command="${BIN}", args=("--port", "${PORT}"), env={"K": "${PORT}"}),
+                   McpLaunch("httpstream", url="http://localhost:${PORT}/mcp")),
+              run_env={"R": "${PORT}"}, container_name="srv-${PORT}")
+    spec = compile_graph(cat_of(datum), ["srv.mcp"], environ={"BIN": "srv", "PORT": "81"}).nodes["srv.mcp"].spec
+    assert spec.presence is not None and spec.presence.command == ("srv", "--version")
+    assert [(m.command, m.args, m.env, m.url) for m in spec.mcp] == [
+        ("srv", ("--port", "81"), {"K": "81"}, None), (None, (), {}, "http://localhost:81/mcp")]
+    assert (spec.run_env, spec.container_name) == ({"R": "81"}, "srv-81")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from b00t_graph.envsubst import SubstitutionError, references, substitute
+from b00t_graph.envsubst import MAX_NESTING, SubstitutionError, references, substitute
 from b00t_graph.errors import EnvError
 from b00t_graph.graph import compile_graph
 from b00t_graph.loader import Source, load_catalog
@@ -257,3 +257,14 @@ def test_a_malformed_reference_names_exactly_the_reference_and_the_forms_allowed
 def test_a_dollar_at_the_very_end_is_kept() -> None:
     assert substitute("cost: 5$", {}) == "cost: 5$"
     assert substitute("$", {}) == "$"
+
+
+def test_references_and_substitute_allow_the_same_nesting() -> None:
+    def nest(k: int) -> str:
+        return "${A:-" * k + "x" + "}" * k
+    assert references(nest(MAX_NESTING)) == ["A"] * MAX_NESTING
+    with pytest.raises(SubstitutionError, match="nested more than"):
+        references(nest(MAX_NESTING + 1))
+    assert substitute(nest(MAX_NESTING), {}) == "x"
+    with pytest.raises(SubstitutionError, match="nested more than"):
+        substitute(nest(MAX_NESTING + 1), {})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 import time
@@ -9,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
+from b00t_graph.capabilities import Resolver
 from b00t_graph.errors import (
     AmbiguousTargetError,
     CycleError,
@@ -20,9 +24,9 @@ from b00t_graph.errors import (
     PortConflictError,
     Problem,
 )
-from b00t_graph.graph import Graph, closure, compile_graph
+from b00t_graph.graph import Graph, closure, compile_graph, config_hash, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
-from b00t_graph.model import Datum, HealthCheck
+from b00t_graph.model import Build, Datum, HealthCheck, McpLaunch, Need, Presence
 
 Write = Callable[..., Path]
 
@@ -587,3 +591,108 @@ def test_config_hash_changes_with_resource_limits(write_datums: Write) -> None:
     h1 = _graph(d, "cache").nodes["cache.docker"].config_hash
     write_datums({"cache.docker": base.format("2g")}, d)
     assert _graph(d, "cache").nodes["cache.docker"].config_hash != h1
+
+
+def test_required_walks_every_dependency_past_one_already_seen() -> None:
+    # t needs x, c and b; b needs c too: c is met a second time before x
+    cat = cat_of(D("t.stack", depends_on=("x.mcp", "c.mcp", "b.mcp")), D("x.mcp"), D("c.mcp"),
+                 D("b.mcp", depends_on=("c.mcp",)))
+    graph = compile_graph(cat, ["t.stack"], environ={})
+    assert graph.required() == {"t.stack", "x.mcp", "c.mcp", "b.mcp"}
+
+
+def test_closure_with_a_resolver_takes_the_chosen_providers_in() -> None:
+    cat = cat_of(D("app.mcp", needs=(Need("db", "vector-db"),)), D("qdrant.mcp", provides="vector-db"))
+    assert closure(cat, ["app.mcp"], Resolver(cat, {})) == ["qdrant.mcp", "app.mcp"]
+
+
+def test_suggest_typed_names_for_an_untyped_one() -> None:
+    cat = cat_of(*(D(f"node.{t}") for t in ("mcp", "cli", "api", "docker")), D("nod.cli"))
+    assert suggest(cat, "node") == ["node.api", "node.cli", "node.docker"]  # the first three, sorted
+    assert suggest(cat, "nod.cl") == cat.suggest("nod.cl")  # a typed name: close names only
+    # the type is what follows the last dot: node.x.cli is the datum "node.x", not a "node"
+    cat = cat_of(D("node.mcp"), D("node.cli"), D("node.x.cli"), D("nodes.mcp"))
+    assert suggest(cat, "node") == ["node.cli", "node.mcp"]
+
+
+@pytest.mark.parametrize("first, second", [("localhost", "127.0.0.1"), ("127.0.0.1", "localhost")])
+def test_localhost_and_127_0_0_1_are_one_address(first: str, second: str) -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", "-p", f"{first}:6379:6379"), _redis("valkey", "-p", f"{second}:6379:6379"))
+    with pytest.raises(PortConflictError, match=r"host port 6379/tcp is claimed by both"):
+        compile_graph(cat, ["s.stack"], environ={})
+
+
+def test_a_rename_of_an_export_of_a_members_dependency_is_no_shared_env() -> None:
+    # X comes from b.mcp, which the stack reaches only through its member a.mcp
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"Y": "${X}"}),
+                 D("a.mcp", depends_on=("b.mcp",)), D("b.mcp", env={"X": "from-b"}))
+    graph = compile_graph(cat, ["s.stack"], environ={"X": "from-the-shell"})
+    assert "Y" not in graph.nodes["a.mcp"].env
+    assert graph.nodes["s.stack"].exports["Y"] == "from-b"
+
+
+def test_ports_published_on_the_host_network_claim_nothing() -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", "--network", "host", "-p", "6379:6379"), _redis("valkey", "-p", "6379:6379"))
+    assert len(compile_graph(cat, ["s.stack"], environ={}).nodes) == 3
+
+
+def test_a_stack_needed_by_a_datum_still_sets_its_members_env() -> None:
+    cat = cat_of(D("app.mcp", depends_on=("s.stack",)), D("s.stack", members=("a.mcp",), env={"P": "v"}), D("a.mcp"))
+    assert compile_graph(cat, ["app.mcp"], environ={}).nodes["a.mcp"].env == {"P": "v"}
+
+
+def test_a_stacks_entry_reads_its_earlier_entries_and_its_parent_stacks() -> None:
+    cat = cat_of(D("outer.stack", members=("inner.stack",), env={"X": "x"}),
+                 D("inner.stack", members=("a.mcp",), env={"A": "1", "B": "${A}2", "Y": "${X}-y"}), D("a.mcp"))
+    env = compile_graph(cat, ["outer.stack"], environ={}).nodes["a.mcp"].env
+    assert env == {"X": "x", "A": "1", "B": "12", "Y": "x-y"}
+
+
+def test_a_build_is_substituted_field_by_field() -> None:
+    build = Build(context="${DIR}/ctx", file="${F}.Dockerfile", args={"V": "${VER}"})
+    env = {"DIR": "/src", "F": "prod", "VER": "1.2"}
+    cat = cat_of(D("web.docker", image="web:1", build=build))
+    got = compile_graph(cat, ["web.docker"], environ=env).nodes["web.docker"].spec.build
+    assert got == Build(context="/src/ctx", file="prod.Dockerfile", args={"V": "1.2"})
+    for gone, key in (("DIR", "b00t.docker.build.context"), ("F", "b00t.docker.build.file"),
+                      ("VER", "b00t.docker.build.args.V")):
+        with pytest.raises(EnvError, match=re.escape(f"web.docker.toml: {key}: ${{{gone}}} is not set")):
+            compile_graph(cat, ["web.docker"], environ={k: v for k, v in env.items() if k != gone})
+
+
+def test_a_stack_entry_after_a_rename_still_reaches_the_members() -> None:
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"R": "${X}", "P": "v"}), D("a.mcp", env={"X": "x"}))
+    assert compile_graph(cat, ["s.stack"], environ={}).nodes["a.mcp"].env == {"X": "x", "P": "v"}
+
+
+def test_config_hash_covers_the_dialect_fields_and_keeps_old_hashes() -> None:
+    base = D("web.docker", image="web:1")
+    h = config_hash(base, {})
+    for change in ({"kind": "job"}, {"container_name": "web1"}, {"restart": "always"},
+                   {"build": Build(context=".")}, {"run_env": {"A": "1"}}):
+        assert config_hash(attrs.evolve(base, **change), {}) != h, change
+    # a datum that sets none of them hashes as before they existed
+    old: dict[str, Any] = {"type": "docker", "image": "web:1", "docker_args": base.docker_args, "command": base.command,
+           "args": base.args, "cwd": base.cwd, "ports": base.ports, "volumes": base.volumes, "network": base.network,
+           "resources": None, "env": []}
+    assert h == hashlib.sha256(json.dumps(old, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def test_a_member_literal_is_noted_after_entries_it_does_not_set() -> None:
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"A": "1", "B": "2"}), D("a.mcp", env={"B": "3"}))
+    notes = [str(n) for n in compile_graph(cat, ["s.stack"], environ={}).notes]
+    assert len(notes) == 1 and "B='3' here, but s.stack sets B='2'" in notes[0]
+
+
+def test_the_dialect_fields_are_substituted() -> None:
+    datum = D("srv.mcp", presence=Presence(command=("${BIN}", "--version")),
+              mcp=(McpLaunch("stdio", command="${BIN}", args=("--port", "${PORT}"), env={"K": "${PORT}"}),
+                   McpLaunch("httpstream", url="http://localhost:${PORT}/mcp")),
+              run_env={"R": "${PORT}"}, container_name="srv-${PORT}")
+    spec = compile_graph(cat_of(datum), ["srv.mcp"], environ={"BIN": "srv", "PORT": "81"}).nodes["srv.mcp"].spec
+    assert spec.presence is not None and spec.presence.command == ("srv", "--version")
+    assert [(m.command, m.args, m.env, m.url) for m in spec.mcp] == [
+        ("srv", ("--port", "81"), {"K": "81"}, None), (None, (), {}, "http://localhost:81/mcp")]
+    assert (spec.run_env, spec.container_name) == ({"R": "81"}, "srv-81")

@@ -407,3 +407,26 @@ def test_tcp_addresses_split_into_host_and_port() -> None:
     assert _split_hostport("[]:80") == ("127.0.0.1", 80)
     with pytest.raises(ValueError):
         _split_hostport("db.local")
+
+
+# --- mutation testing: the reporter ---------------------------------------------------------------
+
+
+class Reported(Host):
+    """A host with a reporter: every failed try is an event, the passing one is not."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.reporter = self
+        self.events: list[tuple[str, str, str]] = []
+
+    def event(self, node: str, phase: str, detail: str = "") -> None:
+        self.events.append((node, phase, detail))
+
+
+def test_each_failed_try_goes_to_the_hosts_reporter() -> None:
+    host = Reported(ready_at=0.015)
+    result, _ = wait(HealthCheck(exec=EXEC), host)
+    assert result == "exec check --ready"
+    assert len(host.events) == len(host.probe_times) - 1 >= 1
+    assert host.events[0] == ("svc.process", "probe", "try 1: exec exited 1")

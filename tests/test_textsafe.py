@@ -111,3 +111,25 @@ def test_escaped_text_has_no_control_character(text: str) -> None:
 def test_clip() -> None:
     assert clip("short") == "short"
     assert clip("x" * 1000, 10) == "x" * 10 + "… (990 more characters)"
+
+
+# --- mutation testing (`make mutate`, benchmarks/MUTATION.md): what its survivors showed unpinned -----------
+
+def test_clip_keeps_text_of_exactly_the_limit() -> None:
+    assert clip("x" * 10, 10) == "x" * 10
+    assert clip("x" * 11, 10) == "x" * 10 + "… (1 more characters)"
+
+
+def test_clip_limit_is_200_by_default() -> None:
+    assert clip("y" * 200) == "y" * 200
+    assert clip("y" * 201) == "y" * 200 + "… (1 more characters)"
+
+
+def test_split_keeps_the_backslash_before_an_ordinary_character_in_double_quotes() -> None:
+    for text in ('"a\\Xb"', '"\\X"'):
+        assert split(text) == shlex.split(text)
+    assert split('"a\\Xb"') == ["a\\Xb"]
+
+
+def test_split_a_run_of_escaped_characters() -> None:
+    assert split("a\\ b\\ c\\ d") == ["a b c d"] == shlex.split("a\\ b\\ c\\ d")

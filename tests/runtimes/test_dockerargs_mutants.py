@@ -18,6 +18,7 @@ from b00t_graph.runtimes.dockerargs import (
     _setter,
     _switch,
     check,
+    check_names,
     parse_bytes,
     parse_cpus,
     parse_duration,
@@ -506,3 +507,34 @@ def test_stop_timeout_refuses_a_value_with_letters_before_the_digits() -> None:
 
 def test_a_mount_key_without_a_value_reads_as_true() -> None:
     assert error("--mount", "type=tmpfs,dst=/t,tmpfs-size") == "'true' is not a size (e.g. 512m, 1g, 4Gi)"
+
+
+def test_a_cdi_device_name_becomes_a_device_request() -> None:
+    assert host("--device", "nvidia.com/gpu=all")["DeviceRequests"] == [
+        {"Driver": "cdi", "Count": 0, "DeviceIDs": ["nvidia.com/gpu=all"], "Capabilities": None, "Options": {}}]
+    # a path with an equals sign is a device file, not a CDI name
+    assert host("--device", "/dev/a=b")["Devices"] == [
+        {"PathOnHost": "/dev/a=b", "PathInContainer": "/dev/a=b", "CgroupPermissions": "rwm"}]
+
+
+def test_name_given_twice() -> None:
+    assert errors("--name", "ab", "--name", "ab") == []  # the same name again is no problem
+    assert error("--name", "ab", "--name", "cd") == "--name 'cd': the container is already named 'ab'"
+
+
+def test_two_datums_naming_one_container() -> None:
+    a, b = node("--name", "shared", name="a"), node("--name", "shared", name="b")
+    assert [(p.path, p.key, p.message) for p in check_names([a, b, node(name="c")])] == [
+        (PATH, "b00t.container_name", f"the container name 'shared' is also the container of a.docker ({PATH}); "
+         "two datums cannot share one container: rename one (--name)")]
+
+
+def test_an_invalid_container_name_in_the_datum() -> None:
+    assert errors(container_name="x") == [
+        "b00t.container_name: 'x' is not a container name (letters, digits, _ . -; at least 2 characters)"]
+
+
+def test_restart_in_the_datum_problems() -> None:
+    assert errors(restart="--restart x") == [
+        "b00t.restart: '--restart x': expected no, always, unless-stopped or on-failure[:N]"]
+    assert errors("--restart", "always", restart="no") == ["b00t.restart: 'no' contradicts --restart in docker_args"]

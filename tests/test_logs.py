@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,13 +79,19 @@ def test_logs_follow_shows_a_node_started_later(write_datums: Callable[..., Path
     reaper.popens.append(follower)
     assert follower.stdout is not None
     stream = follower.stdout
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in iter(stream.readline, "")] + [lines.put("")],
+                     daemon=True).start()
 
     def ours(count: int) -> list[tuple[str, str]]:
         """The next ``count`` lines of this test's nodes (without a target, every container b00t-graph
         manages on the engine is followed too: other tests' among them)."""
         got: list[tuple[str, str]] = []
         while len(got) < count:
-            line = stream.readline()
+            try:
+                line = lines.get(timeout=30)
+            except queue.Empty:
+                raise AssertionError(f"logs -f printed nothing more of ours in 30 s (got {got})") from None
             assert line, "logs -f ended"
             got += [r for r in rows(line) if r[0] in ("early.process", "late.process")]
         return got

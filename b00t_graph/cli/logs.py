@@ -158,7 +158,9 @@ def logs(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
                     if graph is None and polls % RESCAN == 0:
                         for s in await scan():
                             sources.append(s)
-                            batch.append(await s.history(started, None))
+                            # a process found now started after the first scan: its whole current run is
+                            # new (its lines carry no write time to cut by); a container's lines do
+                            batch.append(await s.history(None if isinstance(s, ProcessLog) else started, None))
                     printer.emit(merge(batch))
 
             _, interrupted = await _interruptible(follow_loop)

@@ -311,12 +311,14 @@ class ProcessRuntime:
             pids = holder_pids(port, proto)
             if not pids:
                 continue  # cannot tell (no listener visible, or not allowed to look)
-            ours = False
+            sessions: dict[int, int] = {}
             for pid in pids:
                 with contextlib.suppress(OSError):
-                    ours = ours or os.getsid(pid) == sid
-            if not ours:
-                who = ", ".join(f"pid {p}" for p in sorted(pids))
+                    sessions[pid] = os.getsid(pid)
+            if not sessions:
+                continue  # every holder is gone (the node itself may just have exited): alive() tells
+            if sid not in sessions.values():
+                who = ", ".join(f"pid {p}" for p in sorted(sessions))
                 raise NodeExited(node.id, f"port {port} is answered by another program ({who}), not by this "
                                  "node's process", self._tail(node))
 

@@ -21,7 +21,6 @@ import contextlib
 import fnmatch
 import json
 import math
-import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -40,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from . import api, render
 from .engine import Engine
+from .envtext import SECRET_NAME, URL_PASSWORD
 from .errors import B00tGraphError, UpFailed
 from .graph import Graph
 from .loader import Catalog, datum_dirs, load_catalog
@@ -50,17 +50,15 @@ _DONE = frozenset({"ready", "running", "failed", "skipped", "cancelled", "stoppe
 #: Phases that mean the engine acted on a node: it may need taking down.
 _ACTED = frozenset({"preparing", "pulling", "starting"})
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PWD|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION|SIGNATURE|SALT", re.I)
-_URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")
 MASK = "****"
 T = TypeVar("T")
 
 
 def mask(name: str, value: str) -> str:
     """The value ``plan`` shows: secret-looking names masked whole, passwords in URLs masked."""
-    if value and _SECRET_NAME.search(name):
+    if value and SECRET_NAME.search(name):
         return MASK
-    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", value)
+    return URL_PASSWORD.sub(rf"\g<1>{MASK}@", value)
 
 
 def parse_http(value: str) -> tuple[str, int]:

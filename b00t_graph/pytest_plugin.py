@@ -181,8 +181,6 @@ def _use_kw(use: dict[str, str]) -> dict[str, Any]:
 
 def take_down(run_dir: Path) -> list[str]:
     """Take down what a run recorded as started, newest first; returns what failed (one line each)."""
-    from .api import down_graph, load_graph
-
     try:
         data = json.loads((run_dir / "started.json").read_text())
     except (OSError, ValueError):
@@ -190,16 +188,23 @@ def take_down(run_dir: Path) -> list[str]:
     problems: list[str] = []
     for entry in reversed(data.get("entries", [])):
         try:
-            graph = load_graph(entry["targets"], entry["datums"] or None, **_use_kw(entry.get("use") or {}))
-
-            async def down(graph: Any = graph, entry: dict[str, Any] = entry) -> None:
-                await down_graph(graph, state_dir=Path(entry["state_dir"]), only=set(entry["started"]))
-
-            anyio.run(down)
+            _down_entry(entry)
         except B00tGraphError as exc:
             problems.append(str(exc))
     (run_dir / "started.json").unlink(missing_ok=True)
     return problems
+
+
+def _down_entry(entry: dict[str, Any]) -> None:
+    """Take down exactly what one recorded ``up`` started."""
+    from .api import down_graph, load_graph
+
+    graph = load_graph(entry["targets"], entry["datums"] or None, **_use_kw(entry.get("use") or {}))
+
+    async def down() -> None:
+        await down_graph(graph, state_dir=Path(entry["state_dir"]), only=set(entry["started"]))
+
+    anyio.run(down)
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -270,14 +275,7 @@ def _started_count(sess: _Session) -> int:
 
 def _down_since(sess: _Session, first: int) -> None:
     """Take down the entries recorded since ``first`` (a narrower scope ends)."""
-    from .api import down_graph, load_graph
-
     with sess._record() as data:
         mine, data["entries"] = data["entries"][first:], data["entries"][:first]
     for entry in reversed(mine):
-        graph = load_graph(entry["targets"], entry["datums"] or None, **_use_kw(entry.get("use") or {}))
-
-        async def down(graph: Any = graph, entry: dict[str, Any] = entry) -> None:
-            await down_graph(graph, state_dir=Path(entry["state_dir"]), only=set(entry["started"]))
-
-        anyio.run(down)
+        _down_entry(entry)

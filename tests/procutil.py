@@ -27,7 +27,8 @@ from b00t_graph import down_graph, load_graph
 
 #: A service on the standard library only. ``--mark FILE`` appends ``start NAME PID`` when it starts and
 #: ``term NAME PID`` on SIGTERM; ``--exit N`` prints "boom" and exits N at once; ``--port`` serves
-#: ``/health`` (``--status``) and ``/env`` after ``--boot`` seconds; without ``--port`` it just sleeps.
+#: ``/health`` (``--status``) and ``/env`` after ``--boot`` seconds (and once ``--wait-for FILE`` exists:
+#: a boot a test ends when it chooses, whatever the machine's load); without ``--port`` it just sleeps.
 SERVICE = r'''
 import argparse, json, os, signal, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,7 @@ ap.add_argument("--ignore-term", action="store_true")
 ap.add_argument("--exit", type=int)
 ap.add_argument("--status", type=int, default=200)
 ap.add_argument("--tag", default="")
+ap.add_argument("--wait-for")
 o = ap.parse_args()
 
 
@@ -63,6 +65,8 @@ if o.exit is not None:
     print("boom", flush=True)
     sys.exit(o.exit)
 time.sleep(o.boot)
+while o.wait_for and not os.path.exists(o.wait_for):
+    time.sleep(0.02)
 if not o.port:
     while True:
         time.sleep(1)

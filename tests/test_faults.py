@@ -180,16 +180,18 @@ def test_a_port_held_by_another_program_fails_the_node_at_once(
 
 
 def test_a_probe_answered_by_another_program_does_not_count(
-        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper, tmp_path: Path) -> None:
     # The port is free when the node starts; another program takes it while the service boots.
     port = free_port()
-    folder = write_datums({"slow.process": tcp_datum("slow", svc, port, "--boot=3", f"--port={port}")})
+    booted = tmp_path / "slow-may-finish-booting"  # slow binds only once the other program listens
+    folder = write_datums({"slow.process": tcp_datum("slow", svc, port, f"--wait-for={booted}", f"--port={port}")})
     reaper.down_on_exit(["slow.process"], folder)
     up = cli_popen("up", "slow.process", "-q", "-d", str(folder), state_dir=state_dir)
     reaper.popens.append(up)
     wait_for(lambda: "slow.process" in records(state_dir), what="the record")
     pid = int(records(state_dir)["slow.process"]["pid"])
     with listener(port):
+        booted.touch()
         _, stderr = up.communicate(timeout=30)
     assert up.returncode == 1, stderr
     assert f"port {port} is answered by another program (pid {os.getpid()})" in stderr
@@ -248,9 +250,11 @@ def test_down_of_a_dependency_during_up_fails_its_dependents_instead_of_starting
     mark = tmp_path / "marks"
     reaper.mark_files.append(mark)
     m = f"--mark={mark}"
+    booted = tmp_path / "w-may-finish-booting"
     folder = write_datums({
         "x.process": process_datum("x", svc, m, port=free_port()),
-        "w.process": process_datum("w", svc, m, "--boot=2", port=free_port()),
+        # w boots until the test lets it: y's start waits on w, so the down of x comes first however slow
+        "w.process": process_datum("w", svc, m, f"--wait-for={booted}", port=free_port(), timeout_ms=120_000),
         "y.process": process_datum("y", svc, m, deps=["x.process", "w.process"], port=free_port()),
     })
     reaper.down_on_exit(["y.process"], folder)
@@ -260,6 +264,7 @@ def test_down_of_a_dependency_during_up_fails_its_dependents_instead_of_starting
     assert up.poll() is None, "w still boots"
     gone = cli("down", "x.process", "-q", "-d", str(folder), state_dir=state_dir)
     assert gone.returncode == 0, gone.stderr
+    booted.touch()
     _, stderr = up.communicate(timeout=30)
     assert up.returncode == 1, stderr
     assert "y.process: dependency x.process was stopped by another command" in stderr

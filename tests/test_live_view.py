@@ -29,11 +29,19 @@ PENDING = [f"p{i}" for i in range(1, 9)]
 
 
 @pytest.fixture
-def stack(write_datums: Callable[..., Path], svc: Path, reaper: Reaper) -> Path:
+def gate(tmp_path: Path) -> Path:
+    """Slow boots 3 s and then until this file exists: a test that must watch it probing opens it when it
+    has seen enough, however slow the machine is."""
+    return tmp_path / "slow-may-finish-booting"
+
+
+@pytest.fixture
+def stack(write_datums: Callable[..., Path], svc: Path, reaper: Reaper, gate: Path) -> Path:
     files = {f"{n}.process": process_datum(n, svc) for n in QUICK}
     port = free_port()
-    files["slow.process"] = process_datum("slow", svc, "--boot=3", port=port, deps=["q1.process"],
-                                          env={"SLOW_URL": f"http://127.0.0.1:{port}/"})
+    files["slow.process"] = process_datum("slow", svc, "--boot=3", f"--wait-for={gate}", port=port,
+                                          deps=["q1.process"], env={"SLOW_URL": f"http://127.0.0.1:{port}/"},
+                                          timeout_ms=120_000)
     files |= {f"{n}.process": process_datum(n, svc, deps=["slow.process"]) for n in PENDING}
     files["all.stack"] = stack_datum("all", [f"{n}.process" for n in [*QUICK, "slow", *PENDING]])
     d = write_datums(files)
@@ -49,7 +57,7 @@ def _slow_row(screen: list[str]) -> tuple[float, str] | None:
     return None
 
 
-def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: Path) -> None:
+def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: Path, gate: Path) -> None:
     screen = pyte.HistoryScreen(80, 12, history=1000)
     feed = pyte.ByteStream(screen)
     env = {**cli_env(state_dir), "TERM": "xterm-256color"}
@@ -71,6 +79,8 @@ def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: 
             # a whole frame only (the summary on the top row), not one read halfway through its redraw
             if shot[0].startswith("b00t-graph up:") and _slow_row(shot) is not None:
                 probing.append((time.monotonic(), shot))
+                if probing[-1][0] - probing[0][0] >= 1.5 and "try" in (_slow_row(shot) or (0, ""))[1]:
+                    gate.touch()
         child.close()
     finally:
         if child.isalive():
@@ -97,7 +107,8 @@ def test_live_view_ticks_and_keeps_pending_rows_visible(stack: Path, state_dir: 
     assert "next: b00t-graph logs all -f" in final
 
 
-def test_not_a_tty_prints_timestamped_lines(stack: Path, state_dir: Path) -> None:
+def test_not_a_tty_prints_timestamped_lines(stack: Path, state_dir: Path, gate: Path) -> None:
+    gate.touch()  # slow boots its 3 s only
     r = cli("up", "all", "-d", str(stack), state_dir=state_dir, timeout=60)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()

@@ -132,8 +132,10 @@ async def test_restart_stops_one_node_and_brings_it_back(app: Path, state_dir: P
 
 
 async def test_a_long_ensure_does_not_block_other_calls(write_datums: WriteDatums, svc: Path, state_dir: Path,
-                                                          reaper: Reaper) -> None:
-    slow = write_datums({"slow.process": process_datum("slow", svc, "--boot=3", port=free_port())})
+                                                          reaper: Reaper, tmp_path: Path) -> None:
+    booted = tmp_path / "slow-may-finish-booting"  # slow boots until the test has made its other call
+    slow = write_datums({"slow.process": process_datum("slow", svc, f"--wait-for={booted}", port=free_port(),
+                                                       timeout_ms=120_000)})
     reaper.down_on_exit(["slow.process"], slow)
     async with server(slow, state_dir) as client:
         probing = anyio.Event()
@@ -153,6 +155,7 @@ async def test_a_long_ensure_does_not_block_other_calls(write_datums: WriteDatum
             status = data(await client.call_tool("status", {"target": "slow"}))
             assert not done.is_set(), "status waited for the ensure"
             assert status["nodes"][0]["state"] == "not ready"  # started, not yet ready
+            booted.touch()
         data(await client.call_tool("down", {"target": "slow"}))
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ..envtext import looks_secret
 from ..graph import Graph, Node
 from ..runtimes import dockerargs
 
@@ -43,8 +44,6 @@ VOLUME_SIZE = "1Gi"
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 _LOCAL_RE = re.compile(r"(?<![\w.-])(localhost|127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?(?![\w.-])")
 # The same names mcpserver.mask() hides: such values go into a Secret, not a ConfigMap.
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PWD|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION|SIGNATURE|SALT", re.I)
-_URL_PASSWORD = re.compile(r"://[^/:@\s]+:[^@/\s]+@")
 #: HostConfig keys this exporter maps; any other one set by docker_args is named in a note.
 _HOST_MAPPED = frozenset({"PortBindings", "Binds", "Mounts", "Memory", "NanoCpus", "MemoryReservation",
                           "NetworkMode", "Privileged", "CapAdd", "CapDrop", "ReadonlyRootfs", "Tmpfs",
@@ -409,11 +408,8 @@ def _workload(w: Workload, deps: Sequence[Workload], env: dict[str, str], part_o
     meta = {"labels": labels, "annotations": {"org.b00t-graph/node": node.id}}
     out: list[dict[str, Any]] = []
 
-    def is_secret(key: str, value: str) -> bool:
-        return bool(_SECRET_NAME.search(key) or _URL_PASSWORD.search(value))
-
-    plain = {k: v for k, v in env.items() if not is_secret(k, v)}
-    secret = {k: v for k, v in env.items() if is_secret(k, v)}
+    plain = {k: v for k, v in env.items() if not looks_secret(k, v)}
+    secret = {k: v for k, v in env.items() if looks_secret(k, v)}
     env_refs: list[dict[str, Any]] = []
     if plain:
         out.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{w.name}-env", **meta},

@@ -69,17 +69,27 @@ async def test_starts_detached_records_pid_and_passes_env(
 
 
 async def test_ordering_with_real_processes(write_datums: WriteDatums, svc: Path, state_dir: Path,
-                                            reaper: Reaper) -> None:
-    # A boots slowly, B fast, C needs only B: C is ready long before A. A's 3 s dwarf two Python
-    # start-ups (B then C) even on a loaded machine; the exact instants are on a virtual clock in test_engine.
+                                            reaper: Reaper, tmp_path: Path) -> None:
+    # A boots until C is ready, B fast, C needs only B: C is ready before A however slow the machine;
+    # the exact instants are on a virtual clock in test_engine.
     ports = {n: free_port() for n in "abc"}
+    booted = tmp_path / "a-may-finish-booting"
     folder = write_datums({
-        "a.process": process_datum("a", svc, "--boot=3", port=ports["a"]),
+        "a.process": process_datum("a", svc, f"--wait-for={booted}", port=ports["a"], timeout_ms=120_000),
         "b.process": process_datum("b", svc, port=ports["b"]),
         "c.process": process_datum("c", svc, deps=["b.process"], port=ports["c"]),
     })
     reaper.down_on_exit(["a.process", "c.process"], folder)
-    res = await up(folder, "a.process", "c.process", state_dir=state_dir)
+
+    async def open_a_once_c_is_ready() -> None:
+        while not records(state_dir).get("c.process", {}).get("ready"):
+            await anyio.sleep(0.02)
+        booted.touch()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(open_a_once_c_is_ready)
+        res = await up(folder, "a.process", "c.process", state_dir=state_dir)
+        tg.cancel_scope.cancel()  # c never ready (a failure): stop waiting for it
     assert res.ok, res.failures
     t = res.timings
     assert (t["c.process"].ready or 0) < (t["a.process"].ready or 0)

@@ -124,7 +124,7 @@ def q(text: str | Path) -> str:
 
 
 def process_datum(name: str, script: Path, *args: str, deps: Sequence[str] = (), port: int | None = None,
-                  env: dict[str, str] | None = None, timeout_ms: int = 10_000, stop_grace_ms: int = 2_000,
+                  env: dict[str, str] | None = None, timeout_ms: int = 60_000, stop_grace_ms: int = 2_000,
                   probe: bool = True) -> str:
     """TOML for ``<name>.process`` running ``script name [--port P] args...``.
 
@@ -181,7 +181,7 @@ def alive(pid: int, create_time: float | None = None) -> bool:
         return False
 
 
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+def wait_gone(pid: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):
@@ -190,7 +190,8 @@ def wait_gone(pid: int, timeout: float = 5.0) -> bool:
     return not alive(pid)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+# Waits are generous: they bound a failure, and a loaded 2-core machine can take seconds to start a Python.
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -212,7 +213,7 @@ def kill(pid: int, create_time: float | None = None) -> None:
 
 
 def cli(*args: str, state_dir: Path, env: dict[str, str] | None = None, backend: str = "asyncio",
-        timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run ``python -m b00t_graph ARGS`` in a real subprocess (never a terminal), B00T_DEBUG unset."""
     return subprocess.run([sys.executable, "-m", "b00t_graph", *args], capture_output=True, text=True,
                           env=cli_env(state_dir, backend, env), timeout=timeout, check=False,
@@ -259,7 +260,7 @@ class Reaper:
         for popen in self.popens:
             if popen.poll() is None:
                 popen.kill()
-            popen.communicate(timeout=10)
+            popen.communicate(timeout=120)
         before = records(self.state_dir)
         for targets, folders in self.downs:
             with contextlib.suppress(Exception):  # a broken down must not stop the killing below

@@ -58,7 +58,7 @@ def check_env(env: dict[str, str]) -> None:
     assert db.startswith("http://127.0.0.1:")
     assert env["APP_DB"] == db + "/data"  # a dependency's export, substituted
     assert env["APP_HOME"] == env["APP_URL"] + "/home"  # the target's own
-    with urllib.request.urlopen(env["APP_URL"] + "/env", timeout=5) as resp:
+    with urllib.request.urlopen(env["APP_URL"] + "/env", timeout=30) as resp:
         seen = json.loads(resp.read())
     assert seen["DB_URL"] == db and seen["APP_DB"] == db + "/data"
 

@@ -208,7 +208,7 @@ def test_interrupt_during_up_then_down_leaves_no_process(
     time.sleep(0.3)  # booting is now being probed; quick is ready
     assert up.poll() is None, up.communicate()
     up.send_signal(sig)
-    _, stderr = up.communicate(timeout=10)
+    _, stderr = up.communicate(timeout=120)
     assert up.returncode == 130, stderr
     assert "interrupted" in stderr
     # the hint works as printed: the same folders (a datum folder given with -d must be given again)
@@ -244,7 +244,7 @@ def test_two_concurrent_ups_on_overlapping_graphs_start_each_node_once(
             for target, b in zip(("one.stack", "two.stack"), backends, strict=True)]
     reaper.popens += runs
     for run in runs:
-        _, stderr = run.communicate(timeout=30)
+        _, stderr = run.communicate(timeout=120)
         assert run.returncode == 0, stderr
         assert "Traceback" not in stderr
     started = Counter(name for what, name, _ in marks(mark) if what == "start")

@@ -34,11 +34,14 @@ def rows(stdout: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper) -> Path:
-    """a prints a1, then a2 1.2 s later; b prints b1 0.6 s after it starts: by time a1, b1, a2."""
+def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper, tmp_path: Path) -> Path:
+    """By time a1, b1, a2 however loaded the machine: each waits on the other's file, then 0.3 s more."""
+    said = tmp_path / "said"
+    said.mkdir()
+    wait = "while [ ! -e {} ]; do sleep 0.02; done; sleep 0.3"
     d = write_datums({
-        "a.process": shell_datum("a", "echo a1; sleep 1.2; echo a2; exec sleep 60"),
-        "b.process": shell_datum("b", "sleep 0.6; echo b1; exec sleep 60"),
+        "a.process": shell_datum("a", f"echo a1; touch {said}/a1; {wait.format(said / 'b1')}; echo a2; exec sleep 60"),
+        "b.process": shell_datum("b", f"{wait.format(said / 'a1')}; echo b1; touch {said}/b1; exec sleep 60"),
     })
     reaper.down_on_exit(["a.process", "b.process"], d)
     r = cli("up", "a", "b", "-d", str(d), "-q", state_dir=state_dir)
@@ -101,7 +104,7 @@ def test_logs_follow_shows_a_node_started_later(write_datums: Callable[..., Path
     assert cli("up", "late", "-d", str(d), "-q", state_dir=state_dir).returncode == 0
     assert ours(2) == [("late.process", "late-1"), ("late.process", "late-2")]
     follower.send_signal(signal.SIGINT)
-    _, err = follower.communicate(timeout=10)
+    _, err = follower.communicate(timeout=120)
     assert follower.returncode == 0, err  # Ctrl-C ends following normally
     assert "Traceback" not in err
 

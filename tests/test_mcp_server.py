@@ -72,7 +72,7 @@ def error(result: CallToolResult) -> str:
 
 
 def get(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=5) as resp:
+    with urllib.request.urlopen(url, timeout=30) as resp:
         return int(resp.status)
 
 
@@ -230,7 +230,7 @@ async def test_streamable_http(app: Path, state_dir: Path, reaper: Reaper) -> No
             ensured = data(await client.call_tool("ensure", {"target": "app"}))
             assert await anyio.to_thread.run_sync(get, ensured["env"]["DB_URL"] + "/health") == 200
     proc.terminate()  # SIGTERM: --down-on-exit takes the stack down before the server exits
-    _out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, -15), err
     assert records(state_dir) == {}, err
 

@@ -143,8 +143,8 @@ def test_a_session_that_dies_has_its_services_taken_down(project: tuple[Path, Pa
     res = _pytest(folder, state_dir, "--b00t-datums", str(datums))
     assert res.returncode == 3
     assert _starts(mark) == {"db": 1, "api": 1}
-    wait_for(lambda: _running_pids(mark) == [], timeout=10, what="the reaper to take the services down")
-    wait_for(lambda: records(state_dir) == {}, timeout=5, what="process records removed")
+    wait_for(lambda: _running_pids(mark) == [], timeout=60, what="the reaper to take the services down")
+    wait_for(lambda: records(state_dir) == {}, timeout=60, what="process records removed")
     assert not list((state_dir / "pytest").glob("*/started.json"))
 
 

@@ -269,10 +269,10 @@ def test_up_attach_restarts_then_sigint_takes_down_what_it_started(
         wait_for(lambda: len(marks(mark)) == 3, what="app restarted by the supervisor")
     except AssertionError:
         proc.send_signal(signal.SIGINT)
-        raise AssertionError(proc.communicate(timeout=30)[1]) from None
+        raise AssertionError(proc.communicate(timeout=120)[1]) from None
     wait_for(lambda: records(state_dir).get("app.process", {}).get("ready") is True, what="app ready again")
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert "app.process restarting" in stderr and "app.process restarted" in stderr
     assert not any(alive(pid) for _, _, pid in marks(mark)), stderr

@@ -46,7 +46,7 @@ def started_at(info: dict[str, Any]) -> float:
 
 
 def http_ok(port: int) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as resp:
         return int(resp.status) == 200
 
 
@@ -184,7 +184,7 @@ class Stack:
         for p in self.popens:
             if p.poll() is None:
                 p.kill()
-            p.communicate(timeout=30)
+            p.communicate(timeout=120)
         for target in dict.fromkeys(self.targets):
             try:
                 self.cli("down", target, "--volumes", "-q", timeout=120)
@@ -400,12 +400,12 @@ def test_sigint_during_up_then_down_leaves_nothing_behind(stack: Stack) -> None:
         quick = stack.engine.container(stack.name("quick"))
         return bool(slow and slow["State"]["Running"] and quick and quick["State"]["Running"])
 
-    wait_for(probing, timeout=30, what="slow and quick to run")
-    wait_for(lambda: answers(stack.ports["quick"]), timeout=15, what="quick to serve")
+    wait_for(probing, timeout=60, what="slow and quick to run")
+    wait_for(lambda: answers(stack.ports["quick"]), timeout=60, what="quick to serve")
     time.sleep(0.5)  # slow is being probed now, and will not answer for a minute
     assert up.poll() is None, up.communicate()
     up.send_signal(signal.SIGINT)
-    _, stderr = up.communicate(timeout=30)
+    _, stderr = up.communicate(timeout=120)
     assert up.returncode == 130, stderr
     assert "interrupted" in stderr
     no_traceback(stderr)

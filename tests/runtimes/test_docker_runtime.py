@@ -133,7 +133,7 @@ async def test_create_ready_observe_recreate_stop(tmp_path: Path, prefix: str, t
     assert labels[MANAGED] == "1" and labels[NODE] == node.id and labels[HASH] == node.config_hash
     assert "GREETING=one" in info["Config"]["Env"]
     # the node is ready in the sense that matters: the service answers on the published port
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as resp:
         assert resp.status == 200
         assert b"<h1>b00t-graph-test ok</h1>" in resp.read()
 

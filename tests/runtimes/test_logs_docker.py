@@ -59,7 +59,7 @@ def rows(stdout: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_logs_of_a_container_and_a_process_in_one_stream(box: Setup, backend: str) -> None:
-    wait_for(lambda: "p-line" in box.cli("logs", "proc")[1], timeout=20, what="the process's line")
+    wait_for(lambda: "p-line" in box.cli("logs", "proc")[1], timeout=60, what="the process's line")
     code, out, err = box.cli("logs", "proc", backend=backend)
     assert code == 0, err
     assert rows(out) == [(box.ident, "one"), (box.ident, "two"), ("proc.process", "p-line")]
@@ -78,7 +78,7 @@ def test_logs_follow_a_container(box: Setup) -> None:
         assert rows(follower.stdout.readline()) == [(box.ident, "followed-line")]
     finally:
         follower.send_signal(signal.SIGINT)
-        _, err = follower.communicate(timeout=15)
+        _, err = follower.communicate(timeout=120)
     assert follower.returncode == 0, err
 
 

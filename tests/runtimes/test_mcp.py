@@ -166,7 +166,7 @@ def test_mcp_config_up_prints_json_whose_stdio_command_serves(write_datums: Writ
         reply = json.loads(server.stdout.readline())
     finally:
         server.kill()
-        server.communicate(timeout=5)
+        server.communicate(timeout=120)
     assert reply["id"] == 1
     assert reply["result"]["env"] == {"BASE_URL": "http://127.0.0.1:9/base", "TOOLS_MODE": "test",
                                       "MCP_TOKEN": None}
@@ -223,7 +223,7 @@ url = "http://127.0.0.1:{port}/mcp"
         assert server.poll() is None  # a probe stops nothing
     finally:
         server.kill()
-        server.wait(timeout=5)
+        server.wait(timeout=30)
 
 
 def test_launch_specs_pick_the_lowest_priority_and_explain_a_missing_transport(write_datums: WriteDatums,

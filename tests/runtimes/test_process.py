@@ -60,7 +60,7 @@ async def test_starts_detached_records_pid_and_passes_env(
         assert Path(str(rec["log"])).exists()
         # Its own session: Ctrl-C in the terminal that ran `up` does not reach it.
         assert os.getsid(int(rec["pid"])) == int(rec["pid"])
-    with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/env", timeout=5) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/env", timeout=30) as resp:
         env = json.loads(resp.read())
     assert env["DB_URL"] == f"http://127.0.0.1:{db_port}"  # a dependency's export
     assert env["APP_URL"] == f"http://127.0.0.1:{app_port}"  # its own

@@ -127,20 +127,26 @@ def test_up_status_up_again_recreate_down(write_datums: WriteDatums, svc: Path, 
 
 
 @pytest.fixture
-def failing(write_datums: WriteDatums, svc: Path, reaper: Reaper) -> Path:
-    """bad (prints "boom", exits 3) ← dep; slow is an independent branch; all.stack holds both."""
-    folder = write_datums({
+def failing(write_datums: WriteDatums, svc: Path, reaper: Reaper, tmp_path: Path) -> Path:
+    """bad (prints "boom", exits 3) ← dep; slow is an independent branch; all.stack holds both.
+
+    slow boots until ``slow-may-finish-booting`` exists in the datum folder: a test that wants it ready
+    creates the file, one that needs it still booting when bad fails does not."""
+    folder = tmp_path / "failing"
+    write_datums({
         "bad.process": process_datum("bad", svc, "--exit=3", port=free_port()),
         "dep.process": process_datum("dep", svc, deps=["bad.process"]),
-        "slow.process": process_datum("slow", svc, "--boot=0.5", port=free_port()),
+        "slow.process": process_datum("slow", svc, "--boot=0.5", f"--wait-for={folder / 'slow-may-finish-booting'}",
+                                      port=free_port()),
         "all.stack": stack_datum("all", ["dep.process", "slow.process"]),
-    })
+    }, folder)
     reaper.down_on_exit(["all.stack"], folder)
     return folder
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_up_failure_exits_1_naming_the_node_and_its_log_tail(failing: Path, state_dir: Path, backend: str) -> None:
+    (failing / "slow-may-finish-booting").touch()
     proc = cli("up", "all.stack", "-d", str(failing), state_dir=state_dir, backend=backend)
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr
@@ -169,7 +175,8 @@ def test_fail_fast_exits_1_and_cancels_the_rest(failing: Path, state_dir: Path, 
     t0 = time.monotonic()
     proc = cli("up", "all.stack", "-d", str(failing), "--fail-fast", "--timings-json", str(tmp_path / "t.json"),
                state_dir=state_dir)
-    assert time.monotonic() - t0 < 20  # a generous bound: CLI start-up alone takes seconds on a loaded machine
+    # slow never finishes booting here (its probe would wait 60 s): only cancelling it ends the run this soon
+    assert time.monotonic() - t0 < 45
     assert proc.returncode == 1, proc.stderr
     assert "✗ bad.process: process exited with code 3" in proc.stderr and "boom" in proc.stderr
     assert "interrupted" not in proc.stderr

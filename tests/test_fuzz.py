@@ -40,15 +40,15 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
 
 def run(*args: str) -> Result:
     """One CLI call in-process: exit 0 or 2, a message when 2, no exception, no traceback, bounded time."""
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: other processes on a loaded machine do not count against us
     result = CliRunner().invoke(main, list(args))
-    took = time.monotonic() - t0
+    took = time.process_time() - t0
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     assert result.exit_code in (0, 2), (result.exit_code, result.output[-2000:])
     if result.exit_code == 2:
         assert "error:" in result.stderr, result.output[-2000:]
-    assert took < BOUND, f"{args[0]} took {took:.1f}s"
+    assert took < BOUND, f"{args[0]} took {took:.1f}s of CPU"
     return result
 
 
@@ -234,10 +234,10 @@ def test_file_over_the_size_limit_is_refused_unread(folder: Path) -> None:
 def test_a_1mb_command_loads_in_linear_time(folder: Path) -> None:
     """Just under the file limit: shlex.split took ~10 s on such a command; now well under a second."""
     write(folder, "long.process.toml", "[b00t]\ncommand = 'echo " + "a" * (MAX_FILE_BYTES - 100) + "'\n")
-    t0 = time.monotonic()
+    t0 = time.process_time()
     res = run("plan", "long.process", "-d", str(folder), "--offline", "--json")
     assert res.exit_code == 0
-    assert time.monotonic() - t0 < 5.0
+    assert time.process_time() - t0 < 5.0
     assert len(json.loads(res.stdout)["nodes"][0]["command"][1]) == MAX_FILE_BYTES - 100
 
 

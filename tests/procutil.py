@@ -190,6 +190,15 @@ def wait_gone(pid: int, timeout: float = 30.0) -> bool:
     return not alive(pid)
 
 
+async def cancel_once_recorded(scope: anyio.CancelScope, state_dir: Path, node: str) -> None:
+    """Cancel ``scope`` as soon as ``node``'s process record exists (its service started), however long
+    that takes on this machine: a fixed delay is either too short under load or wastes time."""
+    with anyio.fail_after(60):
+        while node not in records(state_dir):
+            await anyio.sleep(0.01)
+    scope.cancel()
+
+
 # Waits are generous: they bound a failure, and a loaded 2-core machine can take seconds to start a Python.
 def wait_for(predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout

@@ -24,6 +24,7 @@ from b00t_graph import (
 from tests.procutil import (
     Reaper,
     alive,
+    cancel_once_recorded,
     free_port,
     marks,
     process_datum,
@@ -171,8 +172,10 @@ async def test_ensure_is_cancellable_and_leaves_a_record(
         write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
     folder = write_datums({"slow.process": process_datum("slow", svc, "--boot=30", port=free_port())})
     reaper.down_on_exit(["slow.process"], folder)
-    with anyio.move_on_after(0.5) as scope:
-        await ensure("slow.process", datums=folder, state_dir=state_dir)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_once_recorded, scope, state_dir, "slow.process")
+            await ensure("slow.process", datums=folder, state_dir=state_dir)
     assert scope.cancelled_caught
     assert set(records(state_dir)) == {"slow.process"}
 

@@ -235,7 +235,7 @@ async def test_cancelling_up_from_outside_returns_promptly(write_datums: WriteDa
         async with Engine(runtimes={"*": NullRuntime({P("a"): 10.0})}) as engine:
             await engine.up(graph)
     assert scope.cancelled_caught
-    assert anyio.current_time() - t0 < 1.0
+    assert anyio.current_time() - t0 < 5.0  # a would take 10 s
 
 
 class SlowStop(NullRuntime):

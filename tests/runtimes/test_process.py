@@ -18,7 +18,17 @@ import pytest
 from b00t_graph import Engine, NodeExited, ReadinessTimeout, RunResult, load_graph
 from b00t_graph.runtimes import Action, State
 from b00t_graph.runtimes.process import ProcessRuntime
-from tests.procutil import Reaper, alive, free_port, marks, process_datum, records, wait_for, wait_gone
+from tests.procutil import (
+    Reaper,
+    alive,
+    cancel_once_recorded,
+    free_port,
+    marks,
+    process_datum,
+    records,
+    wait_for,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -286,8 +296,9 @@ async def test_cancelled_up_leaves_the_started_process_recorded_for_down(
     })
     reaper.down_on_exit(["after.process"], folder)
     graph = load_graph(["after.process"], folder)
-    with anyio.move_on_after(0.5) as scope:
-        async with Engine(state_dir=state_dir) as engine:
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg, Engine(state_dir=state_dir) as engine:
+            tg.start_soon(cancel_once_recorded, scope, state_dir, "slow.process")
             await engine.up(graph)
     assert scope.cancelled_caught
     recs = records(state_dir)

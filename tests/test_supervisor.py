@@ -7,7 +7,7 @@ import os
 import random
 import signal
 import sys
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -261,18 +261,27 @@ def test_up_attach_restarts_then_sigint_takes_down_what_it_started(
     reaper.down_on_exit(["app.process"], folder)
     proc = cli_popen("up", "app.process", "-d", str(folder), "--attach", state_dir=state_dir, backend=backend)
     reaper.popens.append(proc)
-    wait_for(lambda: len(marks(mark)) == 2 and records(state_dir).get("app.process", {}).get("ready") is True,
-             what="both started")
-    time.sleep(1.0)  # let `up` finish and supervision begin
-    os.kill(int(records(state_dir)["app.process"]["pid"]), signal.SIGKILL)
+    said: list[str] = []  # stderr as it comes: `up` says when supervision begins
+    reader = threading.Thread(target=lambda: said.extend(iter(proc.stderr.readline, "")) if proc.stderr else None,
+                              daemon=True)
+    reader.start()
+
+    def stderr_when_ended() -> str:
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        return "".join(said)
+
     try:
+        wait_for(lambda: any(ln.startswith("supervising ") for ln in said), what="supervision to begin")
+        assert len(marks(mark)) == 2 and records(state_dir).get("app.process", {}).get("ready") is True
+        os.kill(int(records(state_dir)["app.process"]["pid"]), signal.SIGKILL)
         wait_for(lambda: len(marks(mark)) == 3, what="app restarted by the supervisor")
     except AssertionError:
         proc.send_signal(signal.SIGINT)
-        raise AssertionError(proc.communicate(timeout=120)[1]) from None
+        raise AssertionError(stderr_when_ended()) from None
     wait_for(lambda: records(state_dir).get("app.process", {}).get("ready") is True, what="app ready again")
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    stderr = stderr_when_ended()
     assert proc.returncode == 0, stderr
     assert "app.process restarting" in stderr and "app.process restarted" in stderr
     assert not any(alive(pid) for _, _, pid in marks(mark)), stderr

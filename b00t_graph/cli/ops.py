@@ -42,7 +42,8 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
             table.add_column(col, overflow="fold")
         for m in sorted(inv.items, key=lambda m: (m.project or "", m.node)):
             config = "orphan: no datum" if m.orphan else ("changed" if m.drift else "" if m.drift is None else "same")
-            table.add_row(m.node, m.project or "-", m.runtime + (f"@{m.engine}" if m.engine else ""), m.state, m.health or "-", uptime_text(m.uptime()),
+            runtime = m.runtime + (f"@{m.engine}" if m.engine else "")
+            table.add_row(m.node, m.project or "-", runtime, m.state, m.health or "-", uptime_text(m.uptime()),
                           " ".join(m.ports) or "-", " ".join(m.urls) or "-", config)
         if inv.items:
             out.print(table)

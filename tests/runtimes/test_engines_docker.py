@@ -1,0 +1,248 @@
+"""One graph across two real Docker engines: the machine's and a second dockerd the suite starts
+(``tests/second_engine.py``), named ``b`` in a ``b00t-graph.toml`` beside the datums.
+
+A service on engine ``b`` publishes its port on the second engine's bridge address; it reaches
+its dependents as ``${B00T_ENGINE_HOST}``. Everything is named ``b00tgt-<random>-…`` and swept
+from both engines afterwards, pass or fail.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from b00t_graph import down_graph, load_graph, up_graph
+from b00t_graph.errors import EngineUnavailable
+from b00t_graph.runtimes.docker import MANAGED, NODE
+from tests.dockerutil import Engine
+from tests.procutil import cli, free_port, stack_datum
+from tests.second_engine import SecondEngine, second_engine
+
+pytestmark = pytest.mark.docker
+
+
+def _q(value: Any) -> str:
+    return json.dumps(value)
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def web(name: str, image: str, port: int, *, engine: str | None = None, deps: tuple[str, ...] = (),
+        before: str = "", bind: str = "", probe_host: str = "${B00T_ENGINE_HOST}", exports: bool = False) -> str:
+    """A busybox httpd datum serving ``name`` (or what ``before`` wrote) on ``port`` of its engine's host."""
+    page = f"echo {name} > /www/index.html && "
+    lines = ["[b00t]", f"name = {_q(name)}", 'type = "docker"', f"image = {_q(image)}", "stop_grace_ms = 1000",
+             f"command = {_q(['sh', '-c', f'mkdir -p /www && {before or page}exec httpd -f -p 80 -h /www'])}",
+             f"ports = {_q([f'{bind}{port}:80'])}", 'docker_args = ["--init"]']
+    if engine:
+        lines.append(f"engine = {_q(engine)}")
+    if deps:
+        lines.append(f"depends_on = {_q(list(deps))}")
+    lines += ["[b00t.health_check]", f"http_url = {_q(f'http://{probe_host}:{port}/')}", "timeout_ms = 60000",
+              "interval_ms = 200"]
+    if exports:
+        lines += ["[b00t.env]", f"{name.rsplit('-', 1)[1].upper()}_URL = {_q(f'http://${{B00T_ENGINE_HOST}}:{port}')}"]
+    return "\n".join(lines) + "\n"
+
+
+class TwoEngines:
+    """One test's datum folder (with its ``b00t-graph.toml``), state dir and the CLI pointed at them."""
+
+    def __init__(self, prefix: str, root: Path, second: SecondEngine, first: Engine) -> None:
+        self.prefix, self.second, self.first = prefix, second, first
+        self.folder = root / "datums"
+        self.state_dir = root / "state"
+        self.config_home = root / "config"  # no user config of the machine's leaks in
+        for d in (self.folder, self.state_dir, self.config_home):
+            d.mkdir(parents=True)
+        self.targets: list[str] = []
+
+    def name(self, short: str) -> str:
+        return f"{self.prefix}-{short}"
+
+    def engines(self, text: str) -> None:
+        (self.folder / "b00t-graph.toml").write_text(text)
+
+    def datum(self, short: str, text: str, typ: str = "docker") -> None:
+        (self.folder / f"{self.name(short)}.{typ}.toml").write_text(text)
+
+    def group(self, members: list[str]) -> str:
+        target = f"{self.name('all')}.stack"
+        self.datum("all", stack_datum(self.name("all"), [f"{self.name(m)}.docker" for m in members]), "stack")
+        self.targets.append(target)
+        return target
+
+    def cli(self, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+        proc = cli(*args, "--datums", str(self.folder), "--state-dir", str(self.state_dir),
+                   state_dir=self.state_dir, env={"XDG_CONFIG_HOME": str(self.config_home)}, timeout=timeout)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    def on(self, engine: Engine, short: str) -> dict[str, Any] | None:
+        return engine.container(self.name(short))
+
+
+@pytest.fixture
+def two(second_prefix: str, second: SecondEngine, engine: Engine, tmp_path: Path) -> Iterator[TwoEngines]:
+    t = TwoEngines(second_prefix, tmp_path, second, engine)
+    try:
+        yield t
+    finally:
+        for target in t.targets:
+            try:
+                t.cli("down", target, "-q", timeout=120)
+            except (subprocess.TimeoutExpired, AssertionError):
+                pass  # the prefix sweeps of both engines still remove everything
+
+
+def test_a_dependency_on_engine_b_comes_up_before_its_dependent_on_engine_a_and_down_removes_both(
+        two: TwoEngines, test_image: str) -> None:
+    db_port, app_port = free_port(), free_port()
+    two.engines(f"[engines.b]\nhost = {_q(two.second.tcp)}\naddress = {_q(two.second.address)}\n")
+    two.datum("db", web(two.name("db"), test_image, db_port, engine="b", exports=True))
+    # the app copies the db's page when it starts: it serves "db" only if the db was ready first and
+    # reachable from the app's engine at ${B00T_ENGINE_HOST} of the db's
+    two.datum("app", web(two.name("app"), test_image, app_port, deps=(f"{two.name('db')}.docker",),
+                         before='wget -q -O /www/index.html "$DB_URL/" && ', bind="127.0.0.1:",
+                         probe_host="127.0.0.1"))
+    target = two.group(["app"])
+
+    proc = two.cli("up", target)
+    assert proc.returncode == 0, proc.stderr
+    assert fetch(f"http://127.0.0.1:{app_port}/").strip() == two.name("db")
+    db, app = two.on(two.second.api, "db"), two.on(two.first, "app")
+    assert db is not None and db["State"]["Running"] and db["Config"]["Labels"][MANAGED] == "1"
+    assert db["Config"]["Labels"][NODE] == f"{two.name('db')}.docker"
+    assert app is not None and app["State"]["Running"]
+    assert two.on(two.first, "db") is None and two.on(two.second.api, "app") is None
+    assert f"DB_URL=http://{two.second.address}:{db_port}" in app["Config"]["Env"]
+
+    down = two.cli("down", target)
+    assert down.returncode == 0, down.stderr
+    assert two.on(two.second.api, "db") is None and two.on(two.first, "app") is None
+
+
+def test_plan_shows_each_nodes_engine_and_its_host_address(two: TwoEngines, test_image: str) -> None:
+    port = free_port()
+    two.engines(f"[engines.b]\nhost = {_q(two.second.unix)}\n")
+    two.datum("db", web(two.name("db"), test_image, port, engine="b", exports=True))
+    two.datum("app", web(two.name("app"), test_image, free_port(), deps=(f"{two.name('db')}.docker",)))
+    target = two.group(["app"])
+    proc = two.cli("plan", target, "--json")
+    assert proc.returncode == 0, proc.stderr
+    nodes = {n["id"]: n for n in json.loads(proc.stdout)["nodes"]}
+    assert nodes[f"{two.name('db')}.docker"]["runtime"] == "docker@b"
+    assert nodes[f"{two.name('app')}.docker"]["runtime"] == "docker"
+    # a unix socket's engine publishes on this host
+    assert nodes[f"{two.name('db')}.docker"]["exports"] == {"DB_URL": f"http://127.0.0.1:{port}"}
+    assert nodes[f"{two.name('db')}.docker"]["state"] == "absent"  # asked engine b, which has no such container
+    text = two.cli("plan", target)
+    assert text.returncode == 0, text.stderr
+    line = next(x for x in text.stdout.splitlines() if two.name("db") in x and "docker" in x)
+    assert "docker@b" in line
+
+
+def test_ps_lists_the_containers_of_every_engine_and_down_orphans_reaches_them(
+        two: TwoEngines, test_image: str) -> None:
+    two.engines(f"[engines.b]\nhost = {_q(two.second.tcp)}\naddress = {_q(two.second.address)}\n")
+    two.datum("db", web(two.name("db"), test_image, free_port(), engine="b"))
+    two.datum("app", web(two.name("app"), test_image, free_port(), bind="127.0.0.1:", probe_host="127.0.0.1"))
+    target = two.group(["db", "app"])
+    proc = two.cli("up", target, "-q")
+    assert proc.returncode == 0, proc.stderr
+    ps = two.cli("ps", "--json")
+    assert ps.returncode == 0, ps.stderr
+    items = {m["node"]: m for m in json.loads(ps.stdout)["items"] if m["node"].startswith(two.prefix)}
+    assert items[f"{two.name('db')}.docker"]["engine"] == "b"
+    assert items[f"{two.name('app')}.docker"]["engine"] == ""
+    assert all(m["health"] == "ready" for m in items.values()), items
+    table = two.cli("ps")
+    assert any(two.name("db") in x and "docker@b" in x for x in table.stdout.splitlines()), table.stdout
+    # the db's datum is gone: what runs for it on engine b is an orphan, removed there
+    (two.folder / f"{two.name('db')}.docker.toml").unlink()
+    (two.folder / f"{two.name('all')}.stack.toml").write_text(
+        stack_datum(two.name("all"), [f"{two.name('app')}.docker"]))
+    gone = two.cli("down", "--orphans", f"{two.prefix}-*")
+    assert gone.returncode == 0, gone.stderr
+    assert two.on(two.second.api, "db") is None
+    assert two.on(two.first, "app") is not None
+
+
+def test_an_unreachable_engine_fails_only_its_nodes_and_their_dependents_naming_what_was_tried(
+        two: TwoEngines, test_image: str, tmp_path: Path) -> None:
+    sock = tmp_path / "no-engine.sock"
+    two.engines(f"[engines.gone]\nhost = {_q(f'unix://{sock}')}\n")
+    two.datum("x", web(two.name("x"), test_image, free_port(), engine="gone"))
+    two.datum("y", web(two.name("y"), test_image, free_port(), deps=(f"{two.name('x')}.docker",)))
+    two.datum("z", web(two.name("z"), test_image, free_port(), bind="127.0.0.1:", probe_host="127.0.0.1"))
+    target = two.group(["y", "z"])
+    proc = two.cli("up", target)
+    assert proc.returncode == 1, proc.stderr
+    assert "engine gone unavailable" in proc.stderr
+    assert str(sock) in proc.stderr and "b00t-graph.toml: engines.gone" in proc.stderr
+    assert "1 node(s) failed, 2 skipped" in proc.stderr  # x; y and the stack
+    z = two.on(two.first, "z")
+    assert z is not None and z["State"]["Running"]
+    assert two.on(two.first, "y") is None
+
+
+@pytest.mark.anyio
+async def test_killing_engine_b_mid_up_fails_only_its_branch(test_image: str, engine: Engine, prefix: str,
+                                                            write_datums: Any, state_dir: Path,
+                                                            tmp_path: Path) -> None:
+    with second_engine(test_image) as doomed:
+        slow_port, solo_port = free_port(), free_port()
+        folder = write_datums({
+            "b00t-graph.toml": f"[engines.k]\nhost = {_q(doomed.unix)}\n",
+            # never ready on its own: it is probing when its engine dies
+            f"{prefix}-slow.docker": web(f"{prefix}-slow", test_image, slow_port, engine="k",
+                                         before="sleep 3600 && "),
+            f"{prefix}-dep.docker": web(f"{prefix}-dep", test_image, free_port(),
+                                        deps=(f"{prefix}-slow.docker",)),
+            f"{prefix}-solo.docker": web(f"{prefix}-solo", test_image, solo_port, bind="127.0.0.1:",
+                                         probe_host="127.0.0.1"),
+            f"{prefix}-all.stack": stack_datum(f"{prefix}-all", [f"{prefix}-dep.docker", f"{prefix}-solo.docker"]),
+        })
+        graph = load_graph([f"{prefix}-all.stack"], folder, environ={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+        probing = anyio.Event()
+
+        class Watch:
+            def event(self, node: str, phase: str, detail: str = "") -> None:
+                if node == f"{prefix}-slow.docker" and phase == "probing":
+                    probing.set()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                result: list[Any] = []
+
+                async def run() -> None:
+                    result.append(await up_graph(graph, state_dir=state_dir, reporter=Watch()))
+
+                tg.start_soon(run)
+                with anyio.fail_after(120):
+                    await probing.wait()
+                assert doomed.api.container(f"{prefix}-slow") is not None
+                doomed.kill()
+            res = result[0]
+            assert set(res.failures) == {f"{prefix}-slow.docker"}, res.failures
+            err = res.failures[f"{prefix}-slow.docker"]
+            assert isinstance(err, EngineUnavailable) and err.engine == "k", err
+            assert doomed.unix.removeprefix("unix://") in str(err)
+            assert set(res.skipped) == {f"{prefix}-dep.docker", f"{prefix}-all.stack"}
+            assert res.timings[f"{prefix}-solo.docker"].status == "ready"
+            assert fetch(f"http://127.0.0.1:{solo_port}/").strip() == f"{prefix}-solo"
+            assert engine.container(f"{prefix}-dep") is None
+        finally:
+            with anyio.CancelScope(shield=True):
+                solo = load_graph([f"{prefix}-solo.docker"], folder)
+                await down_graph(solo, state_dir=state_dir)

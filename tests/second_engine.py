@@ -3,7 +3,8 @@
 :func:`second_engine` starts ``dockerd`` with everything of its own: a unix socket and a TCP
 listener on ``127.0.0.2`` (so its host address is not the first engine's), ``--data-root``,
 ``--exec-root``, ``--pidfile``, a containerd namespace, an empty ``--config-file`` (the machine's
-``/etc/docker/daemon.json`` sets a data root), ``--iptables=false`` and a bridge made for it with a
+``/etc/docker/daemon.json`` sets a data root), ``--iptables=false``, TLS with client certificates on
+the TCP listener (a CA made for the run with ``openssl``) and a bridge made for it with a
 subnet no other interface or route uses. Never ``--bridge none``: dockerd then deletes the host's
 ``docker0`` and the first engine's default network stays broken. It loads the test image from the
 first engine (``docker save | docker -H … load``).
@@ -41,7 +42,7 @@ def missing() -> str | None:
     """Why no second engine can be started here, or ``None``."""
     if os.geteuid() != 0:
         return "a second dockerd needs root"
-    for tool in ("dockerd", "docker", "ip"):
+    for tool in ("dockerd", "docker", "ip", "openssl"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     return None
@@ -62,6 +63,8 @@ class SecondEngine:
     unix: str
     tcp: str
     proc: subprocess.Popen[bytes]
+    #: the client's TLS files for ``tcp``: ``ca``, ``cert``, ``key``
+    tls: dict[str, str]
     api: Engine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +98,27 @@ def _free_subnet() -> ipaddress.IPv4Network:
         if not any(net.overlaps(u) for u in used):
             return net
     raise RuntimeError("no free 10.231.x.0/24 subnet for the second engine's bridge")
+
+
+def _certificates(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """A CA, a server certificate for ``TCP_HOST`` and a client certificate: (server files, client files)."""
+    folder.mkdir()
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=b00tg-test-ca")
+    for who, ext in (("server", f"subjectAltName=IP:{TCP_HOST}\nextendedKeyUsage=serverAuth"),
+                     ("client", "extendedKeyUsage=clientAuth")):
+        (folder / f"{who}.ext").write_text(ext + "\n")
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}-key.pem", "-out", f"{who}.csr",
+            "-subj", f"/CN={who}")
+        ssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-out", f"{who}-cert.pem", "-days", "2", "-extfile", f"{who}.ext")
+    files = {who: {"ca": str(folder / "ca.pem"), "cert": str(folder / f"{who}-cert.pem"),
+                   "key": str(folder / f"{who}-key.pem")} for who in ("server", "client")}
+    return files["server"], files["client"]
 
 
 def _free_port(host: str) -> int:
@@ -152,14 +176,16 @@ def second_engine(image: str, timeout: float = 90.0) -> Iterator[SecondEngine]:
         (root / "daemon.json").write_text("{}")
         unix = f"unix://{root}/docker.sock"
         tcp = f"tcp://{TCP_HOST}:{_free_port(TCP_HOST)}"
+        server, client = _certificates(root / "tls")
         argv = ["dockerd", "--host", unix, "--host", tcp, "--data-root", str(root / "data"),
                 "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
                 "--config-file", str(root / "daemon.json"), "--iptables=false", "--ip-masq=false",
                 "--bridge", bridge, "--containerd-namespace", namespace,
-                "--containerd-plugins-namespace", f"{namespace}-plugins", "--storage-driver", "vfs"]
+                "--containerd-plugins-namespace", f"{namespace}-plugins", "--storage-driver", "vfs",
+                "--tlsverify", "--tlscacert", server["ca"], "--tlscert", server["cert"], "--tlskey", server["key"]]
         with open(root / "dockerd.log", "wb") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        eng = SecondEngine(root, str(net[1]), bridge, namespace, unix, tcp, proc)
+        eng = SecondEngine(root, str(net[1]), bridge, namespace, unix, tcp, proc, client)
         deadline = time.monotonic() + timeout
         while not eng.api.ping():
             if proc.poll() is not None or time.monotonic() > deadline:

@@ -78,6 +78,13 @@ class TwoEngines:
     def engines(self, text: str) -> None:
         (self.folder / "b00t-graph.toml").write_text(text)
 
+    def tls_engine(self, name: str, **keys: str) -> str:
+        """``[engines.NAME]``: the second engine's TLS listener, its client files, its bridge address."""
+        tls = self.second.tls
+        table = {"host": self.second.tcp, "address": self.second.address, "tls_ca": tls["ca"],
+                 "tls_cert": tls["cert"], "tls_key": tls["key"], **keys}
+        return f"[engines.{name}]\n" + "".join(f"{k} = {_q(v)}\n" for k, v in table.items())
+
     def datum(self, short: str, text: str, typ: str = "docker") -> None:
         (self.folder / f"{self.name(short)}.{typ}.toml").write_text(text)
 
@@ -113,7 +120,7 @@ def two(second_prefix: str, second: SecondEngine, engine: Engine, tmp_path: Path
 def test_a_dependency_on_engine_b_comes_up_before_its_dependent_on_engine_a_and_down_removes_both(
         two: TwoEngines, test_image: str) -> None:
     db_port, app_port = free_port(), free_port()
-    two.engines(f"[engines.b]\nhost = {_q(two.second.tcp)}\naddress = {_q(two.second.address)}\n")
+    two.engines(two.tls_engine("b"))
     two.datum("db", web(two.name("db"), test_image, db_port, engine="b", exports=True))
     # the app copies the db's page when it starts: it serves "db" only if the db was ready first and
     # reachable from the app's engine at ${B00T_ENGINE_HOST} of the db's
@@ -159,7 +166,7 @@ def test_plan_shows_each_nodes_engine_and_its_host_address(two: TwoEngines, test
 
 def test_ps_lists_the_containers_of_every_engine_and_down_orphans_reaches_them(
         two: TwoEngines, test_image: str) -> None:
-    two.engines(f"[engines.b]\nhost = {_q(two.second.tcp)}\naddress = {_q(two.second.address)}\n")
+    two.engines(two.tls_engine("b"))
     two.datum("db", web(two.name("db"), test_image, free_port(), engine="b"))
     two.datum("app", web(two.name("app"), test_image, free_port(), bind="127.0.0.1:", probe_host="127.0.0.1"))
     target = two.group(["db", "app"])
@@ -199,6 +206,23 @@ def test_an_unreachable_engine_fails_only_its_nodes_and_their_dependents_naming_
     z = two.on(two.first, "z")
     assert z is not None and z["State"]["Running"]
     assert never_started(two.on(two.first, "y"))
+
+
+def test_an_engine_whose_tls_certificate_is_not_trusted_fails_naming_it(two: TwoEngines, test_image: str,
+                                                                        tmp_path: Path) -> None:
+    other_ca = tmp_path / "other-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(other_ca), "-days", "1", "-subj", "/CN=not-the-engines-ca"],
+                   check=True, capture_output=True, timeout=60)
+    two.engines(two.tls_engine("b", tls_ca=str(other_ca)))
+    two.datum("db", web(two.name("db"), test_image, free_port(), engine="b"))
+    target = two.group(["db"])
+    proc = two.cli("up", target)
+    assert proc.returncode == 1, proc.stderr
+    assert "engine b unavailable" in proc.stderr and two.second.tcp.replace("tcp://", "https://") in proc.stderr, (
+        proc.stderr)
+    assert "CERTIFICATE_VERIFY_FAILED" in proc.stderr or "certificate verify failed" in proc.stderr, proc.stderr
+    assert two.on(two.second.api, "db") is None
 
 
 @pytest.mark.anyio

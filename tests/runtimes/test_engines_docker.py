@@ -8,6 +8,7 @@ from both engines afterwards, pass or fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import urllib.request
@@ -94,9 +95,11 @@ class TwoEngines:
         self.targets.append(target)
         return target
 
-    def cli(self, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 180.0, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
         proc = cli(*args, "--datums", str(self.folder), "--state-dir", str(self.state_dir),
-                   state_dir=self.state_dir, env={"XDG_CONFIG_HOME": str(self.config_home)}, timeout=timeout)
+                   state_dir=self.state_dir, env={"XDG_CONFIG_HOME": str(self.config_home), **(env or {})},
+                   timeout=timeout)
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
@@ -188,6 +191,31 @@ def test_ps_lists_the_containers_of_every_engine_and_down_orphans_reaches_them(
     assert gone.returncode == 0, gone.stderr
     assert two.on(two.second.api, "db") is None
     assert two.on(two.first, "app") is not None
+
+
+def test_docker_contexts_name_an_engine_and_docker_context_moves_the_default_one(
+        two: TwoEngines, test_image: str, tmp_path: Path) -> None:
+    docker_config = tmp_path / "docker-config"  # what `docker context create side --docker host=…` writes
+    meta = docker_config / "contexts" / "meta" / hashlib.sha256(b"side").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": "side", "Metadata": {},
+                                                "Endpoints": {"docker": {"Host": two.second.unix}}}))
+    env = {"DOCKER_CONFIG": str(docker_config), "DOCKER_HOST": ""}
+    two.datum("ctx", web(two.name("ctx"), test_image, free_port(), engine="side"))
+    two.datum("plain", web(two.name("plain"), test_image, free_port(), bind="127.0.0.1:"))
+    target = two.group(["ctx", "plain"])
+    proc = two.cli("up", target, "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert two.on(two.second.api, "ctx") is not None and two.on(two.first, "ctx") is None
+    assert two.on(two.first, "plain") is not None and two.on(two.second.api, "plain") is None
+    assert two.cli("down", target, "-q", env=env).returncode == 0
+    assert two.on(two.second.api, "ctx") is None and two.on(two.first, "plain") is None
+    # with DOCKER_CONTEXT=side, a datum without an engine runs there too
+    proc = two.cli("up", target, "-q", env={**env, "DOCKER_CONTEXT": "side"})
+    assert proc.returncode == 0, proc.stderr
+    assert two.on(two.second.api, "plain") is not None and two.on(two.first, "plain") is None
+    assert two.cli("down", target, "-q", env={**env, "DOCKER_CONTEXT": "side"}).returncode == 0
+    assert two.on(two.second.api, "plain") is None and two.on(two.second.api, "ctx") is None
 
 
 def test_an_unreachable_engine_fails_only_its_nodes_and_their_dependents_naming_what_was_tried(

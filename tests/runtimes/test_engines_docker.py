@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from b00t_graph import down_graph, load_graph, up_graph
+from b00t_graph import down_graph, load_graph, running, up_graph
 from b00t_graph.errors import EngineUnavailable
 from b00t_graph.runtimes.docker import MANAGED, NODE
 from tests.dockerutil import Engine
@@ -303,3 +303,18 @@ async def test_killing_engine_b_mid_up_fails_only_its_branch(test_image: str, en
             with anyio.CancelScope(shield=True):
                 solo = load_graph([f"{prefix}-solo.docker"], folder)
                 await down_graph(solo, state_dir=state_dir)
+
+
+@pytest.mark.anyio
+async def test_running_places_a_node_on_an_engine_by_name(second: SecondEngine, second_prefix: str, test_image: str,
+                                                         engine: Engine, write_datums: Any, state_dir: Path,
+                                                         tmp_path: Path) -> None:
+    name, port = f"{second_prefix}-api", free_port()
+    folder = write_datums({"b00t-graph.toml": f"[engines.b]\nhost = {_q(second.unix)}\n",
+                           f"{name}.docker": web(name, test_image, port, exports=True)})
+    environ = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    async with running(f"{name}.docker", datums=folder, environ=environ, state_dir=state_dir,
+                       engine={name: "b"}) as env:
+        assert env["API_URL"] == f"http://127.0.0.1:{port}"
+        assert second.api.container(name) is not None and engine.container(name) is None
+    assert second.api.container(name) is None

@@ -46,7 +46,7 @@ def never_started(info: dict[str, Any] | None) -> bool:
 def web(name: str, image: str, port: int, *, engine: str | None = None, deps: tuple[str, ...] = (),
         before: str = "", bind: str = "", probe_host: str = "${B00T_ENGINE_HOST}", exports: bool = False) -> str:
     """A busybox httpd datum serving ``name`` (or what ``before`` wrote) on ``port`` of its engine's host."""
-    page = f"echo {name} > /www/index.html && "
+    page = f"echo {name} > /www/index.html && echo serving-{name} && "
     lines = ["[b00t]", f"name = {_q(name)}", 'type = "docker"', f"image = {_q(image)}", "stop_grace_ms = 1000",
              f"command = {_q(['sh', '-c', f'mkdir -p /www && {before or page}exec httpd -f -p 80 -h /www'])}",
              f"ports = {_q([f'{bind}{port}:80'])}", 'docker_args = ["--init"]']
@@ -165,6 +165,11 @@ def test_plan_shows_each_nodes_engine_and_its_host_address(two: TwoEngines, test
     assert text.returncode == 0, text.stderr
     line = next(x for x in text.stdout.splitlines() if two.name("db") in x and "docker" in x)
     assert "docker@b" in line
+    status = two.cli("status", target, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)[f"{two.name('db')}.docker"]["state"] == "absent"
+    moved = two.cli("plan", target, "--json", "--engine", f"{two.name('app')}=b")
+    assert {n["id"]: n["runtime"] for n in json.loads(moved.stdout)["nodes"]}[f"{two.name('app')}.docker"] == "docker@b"
 
 
 def test_ps_lists_the_containers_of_every_engine_and_down_orphans_reaches_them(
@@ -183,6 +188,8 @@ def test_ps_lists_the_containers_of_every_engine_and_down_orphans_reaches_them(
     assert all(m["health"] == "ready" for m in items.values()), items
     table = two.cli("ps")
     assert any(two.name("db") in x and "docker@b" in x for x in table.stdout.splitlines()), table.stdout
+    logs = two.cli("logs", f"{two.name('db')}.docker")
+    assert logs.returncode == 0 and f"serving-{two.name('db')}" in logs.stdout, (logs.stdout, logs.stderr)
     # the db's datum is gone: what runs for it on engine b is an orphan, removed there
     (two.folder / f"{two.name('db')}.docker.toml").unlink()
     (two.folder / f"{two.name('all')}.stack.toml").write_text(

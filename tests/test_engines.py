@@ -239,3 +239,12 @@ def test_the_config_file_is_not_read_as_a_datum(write_datums: WriteDatums) -> No
                            "db.docker": DB.format(engine="")})
     cat = load_catalog(datum_dirs([folder], {}))
     assert set(cat.datums) == {"db.docker"} and not cat.problems
+
+
+def test_one_container_name_on_two_engines_is_two_containers(write_datums: WriteDatums) -> None:
+    same = '[b00t]\ntype = "docker"\nimage = "b00t-graph-test/busybox:1"\ndocker_args = ["--name", "shared"]\n'
+    folder = write_datums({"b00t-graph.toml": '[engines.gpu]\nhost = "tcp://gpu:2375"\n',
+                           "one.docker": same, "two.docker": same + 'engine = "gpu"\n'})
+    assert set(graph(folder, ("one.docker", "two.docker")).nodes) == {"one.docker", "two.docker"}
+    with pytest.raises(DatumError, match="the container name 'shared' is also the container of one.docker"):
+        graph(folder, ("one.docker", "two.docker"), engine_of={"two": "default"})

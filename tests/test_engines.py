@@ -246,5 +246,5 @@ def test_one_container_name_on_two_engines_is_two_containers(write_datums: Write
     folder = write_datums({"b00t-graph.toml": '[engines.gpu]\nhost = "tcp://gpu:2375"\n',
                            "one.docker": same, "two.docker": same + 'engine = "gpu"\n'})
     assert set(graph(folder, ("one.docker", "two.docker")).nodes) == {"one.docker", "two.docker"}
-    with pytest.raises(DatumError, match="the container name 'shared' is also the container of one.docker"):
+    with pytest.raises(DatumError, match=r"the container name 'shared' is also the container of one\.docker"):
         graph(folder, ("one.docker", "two.docker"), engine_of={"two": "default"})

@@ -225,6 +225,20 @@ def test_docker_contexts_name_an_engine_and_docker_context_moves_the_default_one
     assert two.on(two.second.api, "plain") is None and two.on(two.second.api, "ctx") is None
 
 
+def test_engine_option_moves_a_node_for_a_run_and_down_needs_it_to_find_it_there(
+        two: TwoEngines, test_image: str) -> None:
+    two.engines(f"[engines.b]\nhost = {_q(two.second.unix)}\n")
+    two.datum("x", web(two.name("x"), test_image, free_port()))
+    x = f"{two.name('x')}.docker"
+    two.targets.append(x)
+    assert two.cli("up", x, "-q", "--engine", f"{two.name('x')}=b").returncode == 0
+    assert two.on(two.second.api, "x") is not None and two.on(two.first, "x") is None
+    assert two.cli("down", x, "-q").returncode == 0  # looks on the datum's engine: nothing there
+    assert two.on(two.second.api, "x") is not None
+    assert two.cli("down", x, "-q", "--engine", f"{x}=b").returncode == 0
+    assert two.on(two.second.api, "x") is None
+
+
 def test_an_unreachable_engine_fails_only_its_nodes_and_their_dependents_naming_what_was_tried(
         two: TwoEngines, test_image: str, tmp_path: Path) -> None:
     sock = tmp_path / "no-engine.sock"

@@ -191,15 +191,7 @@ class RuntimeSet:
         self._options = options
 
     def for_type(self, kind: str) -> Runtime | None:
-        if kind in self._rt:
-            return self._rt[kind]
-        if "*" in self._rt:
-            return self._rt["*"]
-        if kind not in RUNTIMES:
-            return None
-        rt = load_runtime(kind)(**self._options)
-        self._rt[kind] = rt
-        return rt
+        return self._get(kind, kind)
 
     def for_node(self, node: Node) -> Runtime | None:
         """The runtime that acts for ``node``: its kind's, on its engine when it names one."""
@@ -211,14 +203,16 @@ class RuntimeSet:
 
     def for_engine(self, kind: str, engine: EngineSpec) -> Runtime | None:
         """The ``kind`` runtime (``docker``) talking to ``engine``, made on first use."""
-        key = f"{kind}@{engine.name}"
+        return self._get(f"{kind}@{engine.name}", kind, engine=engine)
+
+    def _get(self, key: str, kind: str, **extra: object) -> Runtime | None:
         if key in self._rt:
             return self._rt[key]
         if "*" in self._rt:
             return self._rt["*"]
         if kind not in RUNTIMES:
             return None
-        rt = load_runtime(kind)(**self._options, engine=engine)  # type: ignore[call-arg]  # docker takes engine=
+        rt = load_runtime(kind)(**self._options, **extra)
         self._rt[key] = rt
         return rt
 

@@ -255,6 +255,15 @@ def test_an_unreachable_engine_fails_only_its_nodes_and_their_dependents_naming_
     z = two.on(two.first, "z")
     assert z is not None and z["State"]["Running"]
     assert never_started(two.on(two.first, "y"))
+    # ps still lists the other engines, with a warning naming the one that is gone
+    ps = two.cli("ps", "--json")
+    assert ps.returncode == 0, ps.stderr
+    assert f"{two.name('z')}.docker" in {m["node"] for m in json.loads(ps.stdout)["items"]}
+    assert json.loads(ps.stdout)["unavailable"]["docker@gone"].startswith("engine gone unavailable")
+    # down removes what it can reach, and says which engine it could not
+    down = two.cli("down", target)
+    assert down.returncode == 1 and "engine gone unavailable" in down.stderr, down.stderr
+    assert two.on(two.first, "z") is None and two.on(two.first, "y") is None
 
 
 def test_an_engine_whose_tls_certificate_is_not_trusted_fails_naming_it(two: TwoEngines, test_image: str,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
+from .engines import ENGINE_HOST_VAR
 from .envsubst import SubstitutionError, substitute
 from .errors import CapabilityError
 from .loader import Catalog
@@ -241,7 +242,7 @@ def _unset_references(datum: Datum, exported: set[str], environ: Mapping[str, st
     missing: list[str] = []
     own: set[str] = set()
     for key, value in datum.env.items():
-        known = exported | own | set(environ) | set(missing)
+        known = exported | own | set(environ) | set(missing) | {ENGINE_HOST_VAR}  # always set
         for _ in range(32):  # each pass finds one more unset name
             try:
                 substitute(value, dict.fromkeys(known, ""))

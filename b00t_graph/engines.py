@@ -41,6 +41,8 @@ CONFIG_NAME = "b00t-graph.toml"
 #: the name of the engine a datum without ``engine`` runs on; ``engine = "default"`` means it too
 DEFAULT = "default"
 LOCAL_HOST = "127.0.0.1"
+#: the variable every datum may read: the host address of the engine its node runs on
+ENGINE_HOST_VAR = "B00T_ENGINE_HOST"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEYS = {"host", "context", "address", "tls_ca", "tls_cert", "tls_key", "tls_verify"}
 

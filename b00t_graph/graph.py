@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .capabilities import Choice, Reachable, Resolver, Unresolved
-from .engines import LOCAL_HOST, Engines, EngineSpec, load_engines
+from .engines import ENGINE_HOST_VAR, LOCAL_HOST, Engines, EngineSpec, load_engines
 from .envsubst import SubstitutionError, references, substitute
 from .errors import (
     CapabilityError,
@@ -635,8 +635,6 @@ def _to_host(probe: str | None, host: str) -> str | None:
 # --- host ports --------------------------------------------------------------------------------------
 
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
-#: the variable every datum may read: the host address of the engine its node runs on
-ENGINE_HOST_VAR = "B00T_ENGINE_HOST"
 _ANY = {"", "0.0.0.0", "::"}
 
 

@@ -248,3 +248,15 @@ def test_one_container_name_on_two_engines_is_two_containers(write_datums: Write
     assert set(graph(folder, ("one.docker", "two.docker")).nodes) == {"one.docker", "two.docker"}
     with pytest.raises(DatumError, match=r"the container name 'shared' is also the container of one\.docker"):
         graph(folder, ("one.docker", "two.docker"), engine_of={"two": "default"})
+
+
+def test_a_capability_provider_reading_the_engine_host_is_usable(write_datums: WriteDatums) -> None:
+    folder = write_datums({
+        "b00t-graph.toml": '[engines.gpu]\nhost = "tcp://gpu-box:2375"\n',
+        "emb.docker": '[b00t]\nimage = "b00t-graph-test/busybox:1"\nengine = "gpu"\nprotocol = "emb-v1"\n'
+                      '[b00t.provides]\ncapability = "embeddings"\n'
+                      '[b00t.env]\nEMB_URL = "http://${B00T_ENGINE_HOST}:11434"\n',
+        "rag.api": '[b00t]\n[b00t.requires.embeddings]\ncapability = "embeddings"\nprotocol = "emb-v1"\n'})
+    g = graph(folder, ("rag.api",))
+    assert g.nodes["rag.api"].deps == ("emb.docker",)
+    assert g.nodes["rag.api"].env["EMB_URL"] == "http://gpu-box:11434"

@@ -239,6 +239,24 @@ def test_engine_option_moves_a_node_for_a_run_and_down_needs_it_to_find_it_there
     assert two.on(two.second.api, "x") is None
 
 
+def test_a_project_namespaces_its_containers_on_a_named_engine(two: TwoEngines, test_image: str) -> None:
+    project = f"{two.prefix}p"
+    two.engines(f"[engines.b]\nhost = {_q(two.second.unix)}\n")
+    two.datum("x", web(two.name("x"), test_image, free_port(), engine="b"))
+    x = f"{two.name('x')}.docker"
+    assert two.cli("up", x, "-q", "-p", project).returncode == 0
+    info = two.second.api.container(f"{project}_{two.name('x')}")
+    assert info is not None and info["Config"]["Labels"]["org.b00t-graph.project"] == project
+    assert two.on(two.second.api, "x") is None  # the project's name, not the datum's
+    ps = two.cli("ps", "--json")
+    item = next(m for m in json.loads(ps.stdout)["items"] if m["node"] == x)
+    assert (item["engine"], item["project"]) == ("b", project)
+    assert two.cli("down", x, "-q").returncode == 0  # outside the project: not its container
+    assert two.second.api.container(f"{project}_{two.name('x')}") is not None
+    assert two.cli("down", x, "-q", "-p", project).returncode == 0
+    assert two.second.api.container(f"{project}_{two.name('x')}") is None
+
+
 def test_an_unreachable_engine_fails_only_its_nodes_and_their_dependents_naming_what_was_tried(
         two: TwoEngines, test_image: str, tmp_path: Path) -> None:
     sock = tmp_path / "no-engine.sock"

@@ -150,7 +150,10 @@ class Resolver:
         if missing:
             return ", ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set"
         if self.reachable is not None:
-            for kind in dict.fromkeys(d.runtime for d in seen.values() if d.runtime):
+            # a docker datum on a named engine is asked of that engine (``docker@NAME``)
+            kinds = (f"{d.runtime}@{d.engine}" if d.engine and d.engine != "default" else d.runtime
+                     for d in seen.values() if d.runtime)
+            for kind in dict.fromkeys(kinds):
                 if kind not in self._reach:
                     self._reach[kind] = self.reachable(kind)
                 why = self._reach[kind]

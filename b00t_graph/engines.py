@@ -121,7 +121,7 @@ class Engines:
         return None
 
 
-class _ContextError(Exception):
+class _ContextError(ValueError):
     pass
 
 

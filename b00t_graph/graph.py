@@ -306,6 +306,8 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
     env0 = dict(os.environ if environ is None else environ)
     if engines is None:
         engines = load_engines([s.path for s in catalog.sources], env0)
+    if reachable is not None:
+        reachable = _on_engines(reachable, engines)
     resolved_targets = tuple(dict.fromkeys(catalog.resolve_target(t) for t in targets))
     resolver = Resolver(catalog, env0, reachable, use)
     walk = _walk(catalog, resolved_targets, resolver)
@@ -344,6 +346,23 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
     if conflicts:
         raise PortConflictError(conflicts)
     return Graph(nodes=nodes, targets=resolved_targets, notes=tuple(dict.fromkeys(notes)))
+
+
+def _on_engines(reachable: Reachable, engines: Engines) -> Reachable:
+    """``reachable`` that asks a named engine's own address for ``docker@NAME``."""
+    from .reachability import engine_reachable
+
+    def check(kind: str) -> str | None:
+        runtime, _, name = kind.partition("@")
+        try:
+            spec = engines.get(name) if name else None
+        except ValueError:  # a broken Docker context: compiling reports it where the engine is used
+            spec = None
+        if spec is None or spec.url is None:
+            return reachable(runtime)
+        return engine_reachable(spec.url)
+
+    return check
 
 
 def _place(catalog: Catalog, order: Sequence[str], engines: Engines, engine_of: Mapping[str, str]

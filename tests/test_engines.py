@@ -260,3 +260,25 @@ def test_a_capability_provider_reading_the_engine_host_is_usable(write_datums: W
     g = graph(folder, ("rag.api",))
     assert g.nodes["rag.api"].deps == ("emb.docker",)
     assert g.nodes["rag.api"].env["EMB_URL"] == "http://gpu-box:11434"
+
+
+def test_a_provider_on_a_named_engine_that_does_not_answer_is_passed_over(write_datums: WriteDatums,
+                                                                          tmp_path: Path) -> None:
+    from b00t_graph.reachability import runtime_reachable
+
+    folder = write_datums({
+        "b00t-graph.toml": f'[engines.gone]\nhost = "unix://{tmp_path}/no-engine.sock"\n',
+        "gpu-emb.docker": '[b00t]\nimage = "b00t-graph-test/busybox:1"\nengine = "gone"\nprotocol = "emb-v1"\n'
+                          '[b00t.provides]\ncapability = "embeddings"\n',
+        "local-emb.process": '[b00t]\ncommand = ["true"]\nprotocol = "emb-v1"\n'
+                             '[b00t.provides]\ncapability = "embeddings"\n',
+        "rag.api": '[b00t]\n[b00t.requires.embeddings]\ncapability = "embeddings"\nprotocol = "emb-v1"\n'
+                   'prefer = ["gpu-emb", "local-emb"]\n'})
+    environ = {"XDG_CONFIG_HOME": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    cat = load_catalog(datum_dirs([folder], environ))
+    online = compile_graph(cat, ["rag.api"], environ, reachable=runtime_reachable)
+    assert online.nodes["rag.api"].deps == ("local-emb.process",)
+    why = dict(online.nodes["rag.api"].choices[0].passed_over)["gpu-emb.docker"]
+    assert "docker@gone runtime is unreachable" in why and "no-engine.sock" in why
+    offline = compile_graph(cat, ["rag.api"], environ, reachable=None)
+    assert offline.nodes["rag.api"].deps == ("gpu-emb.docker",)

@@ -16,6 +16,7 @@ from .errors import CapabilityError as CapabilityError
 from .errors import ConflictError as ConflictError
 from .errors import CycleError as CycleError
 from .errors import DatumError as DatumError
+from .errors import EngineUnavailable as EngineUnavailable
 from .errors import EnvError as EnvError
 from .errors import GraphError as GraphError
 from .errors import InputError as InputError
@@ -87,7 +88,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
+    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "EngineUnavailable",
+    "Env", "EnvError",
     "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
     "NodePaused",
     "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",

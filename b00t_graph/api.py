@@ -51,16 +51,18 @@ class Env(dict[str, str]):
 
 def load_graph(targets: Sequence[str], datums: PathLike | Sequence[PathLike] | None = None,
                environ: Mapping[str, str] | None = None, *, use: Mapping[str, str] | None = None,
-               offline: bool = False) -> Graph:
+               offline: bool = False, engine: Mapping[str, str] | None = None) -> Graph:
     """Find the datums (``--datums``, ``$_B00T_Path``, ``./_b00t_``, packaged) and compile the targets.
 
     ``use`` fills capability slots by name (``{"embeddings": "openai-embeddings"}``), as ``--use``;
-    ``offline`` chooses capability providers without asking whether their runtime is reachable.
+    ``offline`` chooses capability providers without asking whether their runtime is reachable;
+    ``engine`` moves docker nodes to named engines (``{"qdrant": "gpu"}``), as ``--engine``.
     """
     dirs: Sequence[PathLike] = () if datums is None else (
         [datums] if isinstance(datums, (str, os.PathLike)) else list(datums))
     catalog = load_catalog(datum_dirs(dirs, environ))
-    return compile_graph(catalog, targets, environ, use=use, reachable=None if offline else runtime_reachable)
+    return compile_graph(catalog, targets, environ, use=use, reachable=None if offline else runtime_reachable,
+                         engine_of=engine)
 
 
 def _env(graph: Graph, transport: str | None = None) -> Env:
@@ -74,18 +76,19 @@ async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = N
                  environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
                  reporter: Reporter | None = None, no_recreate: bool = False,
                  use: Mapping[str, str] | None = None, transport: str | None = None,
-                 project: str | None = None) -> Env:
+                 project: str | None = None, engine: Mapping[str, str] | None = None) -> Env:
     """Bring ``targets`` and their dependencies up (what runs is left alone); return their environment.
 
     The result is a ``dict[str, str]`` (an :class:`Env`) whose ``.mcp`` gives, for each mcp target,
     the resolved launch spec of its server (the entry with the lowest priority, or of ``transport``).
-    ``use`` fills capability slots by name, as ``--use SLOT=NAME`` does. ``project`` namespaces
+    ``use`` fills capability slots by name, as ``--use SLOT=NAME`` does; ``engine`` places docker
+    nodes on named engines, as ``--engine NODE=NAME`` does. ``project`` namespaces
     what is started (``--project``): containers, networks, volumes, process records and locks.
     Raises :class:`~b00t_graph.errors.InputError` for bad datums (and for ``transport`` when a target
     has no such entry) and :class:`~b00t_graph.errors.UpFailed` (carrying each node's error) when a
     node fails.
     """
-    graph = load_graph(targets, datums, environ, use=use)
+    graph = load_graph(targets, datums, environ, use=use, engine=engine)
     env = _env(graph, transport)  # a bad transport is bad input: say so before anything starts
     result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate, project=project)
     if result.failures or result.skipped:
@@ -120,14 +123,14 @@ async def down_graph(graph: Graph, *, state_dir: Path | None = None, reporter: R
 async def running(*targets: str, datums: PathLike | Sequence[PathLike] | None = None,
                   environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
                   remove_volumes: bool = False, use: Mapping[str, str] | None = None,
-                  project: str | None = None) -> AsyncIterator[Env]:
+                  project: str | None = None, engine: Mapping[str, str] | None = None) -> AsyncIterator[Env]:
     """Bring ``targets`` up for the body of an ``async with`` and take down, after, what it started.
 
     For tests and scripts: ``async with running("demo.stack") as env: ...``. Nodes that
     already ran before are left running: they belong to whoever started them.
     """
     project = check_project(project)  # bad input before anything starts
-    graph = load_graph(targets, datums, environ, use=use)
+    graph = load_graph(targets, datums, environ, use=use, engine=engine)
     started: set[str] = set(graph.nodes)  # if up is interrupted, sweep all that may have started
     try:
         result = await up_graph(graph, state_dir=state_dir, project=project)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
+from .engines import ENGINE_HOST_VAR
 from .envsubst import SubstitutionError, substitute
 from .errors import CapabilityError
 from .loader import Catalog
@@ -149,7 +150,10 @@ class Resolver:
         if missing:
             return ", ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set"
         if self.reachable is not None:
-            for kind in dict.fromkeys(d.runtime for d in seen.values() if d.runtime):
+            # a docker datum on a named engine is asked of that engine (``docker@NAME``)
+            kinds = (f"{d.runtime}@{d.engine}" if d.engine and d.engine != "default" else d.runtime
+                     for d in seen.values() if d.runtime)
+            for kind in dict.fromkeys(kinds):
                 if kind not in self._reach:
                     self._reach[kind] = self.reachable(kind)
                 why = self._reach[kind]
@@ -241,7 +245,7 @@ def _unset_references(datum: Datum, exported: set[str], environ: Mapping[str, st
     missing: list[str] = []
     own: set[str] = set()
     for key, value in datum.env.items():
-        known = exported | own | set(environ) | set(missing)
+        known = exported | own | set(environ) | set(missing) | {ENGINE_HOST_VAR}  # always set
         for _ in range(32):  # each pass finds one more unset name
             try:
                 substitute(value, dict.fromkeys(known, ""))

@@ -61,6 +61,7 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("[b00t.env.defaults], [env.defaults]", True, "exported defaults, unless set elsewhere"),
     # containers
     KeyUse("b00t.image, docker_args, command, args, ports, volumes, network", True, "the container"),
+    KeyUse("b00t.engine", True, "the named Docker engine a docker datum runs on (`b00t-graph.toml`)"),
     KeyUse("[[b00t.docker.run]] image, name, network, args, env, ports, volumes", True,
            "the container (`name` → container name, `env` → `-e`)"),
     KeyUse("[b00t.docker] registry, repository, tag", True, "the image name when `image` is not set"),

@@ -119,6 +119,8 @@ class Engine:
             self.runtimes = RuntimeSet(runtimes, state_dir=state_dir, reporter=self.reporter,
                                        **({"install_missing": True} if install_missing else {}),
                                        **({"project": project} if project else {}))
+        #: ``docker@NAME`` → why that named engine could not be reached when it was observed
+        self.unreachable: dict[str, RuntimeUnavailable] = {}
         self.no_recreate = no_recreate
         self.fail_fast = fail_fast
         self.keep_failed = keep_failed
@@ -142,9 +144,7 @@ class Engine:
     # --- observation ------------------------------------------------------------------------------
 
     def _runtime(self, node: Node) -> Runtime | None:
-        if node.runtime is None:
-            return None
-        return self.runtimes.for_type(node.runtime)
+        return self.runtimes.for_node(node)
 
     async def observe(self, graph: Graph, unavailable: dict[str, str] | None = None) -> dict[str, Observed]:
         """Every managed node's state: one batched call per runtime, runtimes concurrently.
@@ -154,17 +154,22 @@ class Engine:
         """
         groups: dict[str, list[Node]] = {}
         for node in graph.nodes.values():
-            if node.runtime is not None:
-                groups.setdefault(node.runtime, []).append(node)
+            if node.runtime_key is not None:
+                groups.setdefault(node.runtime_key, []).append(node)
         out: dict[str, Observed] = {}
         failures: list[B00tGraphError] = []
 
         async def one(kind: str, nodes: list[Node]) -> None:
             try:
-                rt = self.runtimes.for_type(kind)
+                rt = self.runtimes.for_node(nodes[0])
                 if rt is not None:
                     out.update(await rt.observe(nodes))
             except B00tGraphError as exc:
+                if isinstance(exc, RuntimeUnavailable) and nodes[0].engine is not None:
+                    # a named engine that cannot be reached fails its own nodes only (see ``up``)
+                    self.unreachable[kind] = exc
+                if unavailable is None and kind in self.unreachable:
+                    return
                 if unavailable is None or not isinstance(exc, RuntimeUnavailable):
                     # kept, and raised bare below: the caller never sees an exception group
                     failures.append(exc)
@@ -271,7 +276,7 @@ class Engine:
                     node = graph.nodes[ident]
                     rt = self._runtime(node)
                     if (rt is not None and action in (Action.CREATE, Action.RECREATE)
-                            and getattr(rt, "prepares", True)):
+                            and getattr(rt, "prepares", True) and node.runtime_key not in self.unreachable):
                         prepared[ident] = anyio.Event()
                         tg.start_soon(prepare, node, rt, action)
                 launch(sched.initial())
@@ -354,6 +359,8 @@ class Engine:
             tm.ready, tm.status = clock(), "ready"
             self.reporter.event(node.id, "ready", tm.action.value)
             return
+        if node.runtime_key in self.unreachable:
+            raise self.unreachable[node.runtime_key]
         action = tm.action
         if action.checks:
             # A check (a presence check, a probe of something not ours) starts nothing: no lock, no start.
@@ -438,6 +445,8 @@ class Engine:
             try:
                 if rt is not None and not getattr(rt, "starts", True):
                     rt = None  # a check started nothing: nothing to stop
+                if rt is not None and node.runtime_key in self.unreachable:
+                    raise self.unreachable[node.runtime_key]
                 stopped = False
                 if rt is not None and obs.state is not State.FOREIGN and (only is None or ident in only):
                     async with node_lock(self.state_dir, ident, remove=True):

@@ -183,6 +183,20 @@ class RuntimeUnavailable(B00tGraphError):
         super().__init__(msg)
 
 
+class EngineUnavailable(RuntimeUnavailable):
+    """A named Docker engine (``[b00t] engine``, ``--engine``) cannot be reached.
+
+    Only the nodes on that engine fail (and what depends on them); ``tried`` says which address, and
+    where it was configured, so the right file or daemon gets fixed.
+    """
+
+    def __init__(self, engine: str, tried: Sequence[str], reason: str = "") -> None:
+        super().__init__("docker", tried, reason)
+        self.engine = engine
+        self.args = (f"engine {engine} unavailable" + (f": {reason}" if reason else "")
+                     + ("; tried " + ", ".join(self.tried) if self.tried else ""),)
+
+
 class NodeError(B00tGraphError):
     """A node failed; ``node`` is its identity, ``log_tail`` its last log lines if any."""
 

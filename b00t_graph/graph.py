@@ -29,12 +29,14 @@ from urllib.parse import urlsplit
 import attrs
 
 from .capabilities import Choice, Reachable, Resolver, Unresolved
+from .engines import ENGINE_HOST_VAR, LOCAL_HOST, Engines, EngineSpec, load_engines
 from .envsubst import SubstitutionError, references, substitute
 from .errors import (
     CapabilityError,
     CycleError,
     DatumError,
     EnvError,
+    InputError,
     MissingDependencies,
     MissingDependencyError,
     PortConflictError,
@@ -66,6 +68,8 @@ class Node:
     choices: tuple[Choice, ...] = ()
     #: names of ``env`` set by a stack the node is a member of → that stack
     from_stack: dict[str, str] = attrs.field(factory=dict)
+    #: the named Docker engine a docker node runs on; ``None``: the default engine
+    engine: EngineSpec | None = None
 
     @property
     def id(self) -> str:
@@ -79,6 +83,13 @@ class Node:
     def runtime(self) -> str | None:
         """The runtime kind that acts for this node (``docker``, ``process``, …) or ``None``."""
         return self.spec.runtime
+
+    @property
+    def runtime_key(self) -> str | None:
+        """Which runtime instance acts for it: the kind, with ``@engine`` for a named Docker engine."""
+        if self.engine is not None and self.runtime is not None:
+            return f"{self.runtime}@{self.engine.name}"
+        return self.runtime
 
 
 @attrs.frozen
@@ -282,14 +293,21 @@ def closure(catalog: Catalog, targets: Sequence[str], resolver: Resolver | None 
 
 
 def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str, str] | None = None, *,
-                  use: Mapping[str, str] | None = None, reachable: Reachable | None = None) -> Graph:
+                  use: Mapping[str, str] | None = None, reachable: Reachable | None = None,
+                  engines: Engines | None = None, engine_of: Mapping[str, str] | None = None) -> Graph:
     """Resolve targets (``grok`` or ``grok.stack``) and compile their closure into a :class:`Graph`.
 
     ``use`` (``--use SLOT=NAME``) chooses capability providers; ``reachable`` says whether a
     runtime can be reached (``None``: do not ask, as ``plan --offline``), which decides whether a
-    provider is usable.
+    provider is usable. ``engines`` are the named Docker engines (default: those configured beside
+    the catalogue's folders, :func:`~b00t_graph.engines.load_engines`); ``engine_of``
+    (``--engine NODE=NAME``) moves a docker node to another engine than its datum says.
     """
     env0 = dict(os.environ if environ is None else environ)
+    if engines is None:
+        engines = load_engines([s.path for s in catalog.sources], env0)
+    if reachable is not None:
+        reachable = _on_engines(reachable, engines)
     resolved_targets = tuple(dict.fromkeys(catalog.resolve_target(t) for t in targets))
     resolver = Resolver(catalog, env0, reachable, use)
     walk = _walk(catalog, resolved_targets, resolver)
@@ -300,6 +318,7 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
         raise CapabilityError([f"--use {s}={resolver.use[s]}: no datum of this graph needs a slot {s!r}"
                                + (f" (slots: {', '.join(needed)})" if needed else "") for s in unused])
     order = walk.order
+    placed = _place(catalog, order, engines, engine_of or {})
     notes = list(walk.notes)
     stack_env, stack_own = _stack_env(catalog, walk, env0)
     nodes: dict[str, Node] = {}
@@ -307,7 +326,9 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
     for ident in order:
         datum = catalog.datums[ident]
         ctx = _Context(deps=walk.edges[ident], soft=walk.soft.get(ident, ()), choices=walk.choices.get(ident, ()),
-                       stack=stack_env.get(ident, {}), shared=stack_own.get(ident, {}))
+                       stack=stack_env.get(ident, {}), shared=stack_own.get(ident, {}),
+                       engine=placed.get(ident),
+                       engine_host=(placed[ident] if ident in placed else engines.default).address)
         try:
             nodes[ident] = _resolve(datum, nodes, env0, ctx)
         except EnvError as exc:
@@ -327,6 +348,61 @@ def compile_graph(catalog: Catalog, targets: Sequence[str], environ: Mapping[str
     return Graph(nodes=nodes, targets=resolved_targets, notes=tuple(dict.fromkeys(notes)))
 
 
+def _on_engines(reachable: Reachable, engines: Engines) -> Reachable:
+    """``reachable`` that asks a named engine's own address for ``docker@NAME``."""
+    from .reachability import engine_reachable
+
+    def check(kind: str) -> str | None:
+        runtime, _, name = kind.partition("@")
+        try:
+            spec = engines.get(name) if name else None
+        except ValueError:  # a broken Docker context: compiling reports it where the engine is used
+            spec = None
+        if spec is None or spec.url is None:
+            return reachable(runtime)
+        return engine_reachable(spec.url)
+
+    return check
+
+
+def _place(catalog: Catalog, order: Sequence[str], engines: Engines, engine_of: Mapping[str, str]
+           ) -> dict[str, EngineSpec]:
+    """The named engine of each docker node not on the default one (``--engine`` over ``[b00t] engine``);
+    an unknown engine, or one given to a node that runs no container, is bad input."""
+    problems: list[str] = []
+    wanted: dict[str, tuple[str, str, str]] = {}  # ident → (engine, path, key)
+    for ident in order:
+        d = catalog.datums[ident]
+        if d.engine is not None:
+            wanted[ident] = (d.engine, d.path, "b00t.engine")
+    for ref, name in engine_of.items():
+        found = catalog.find(ref)
+        if found is None:
+            matches = [i for i in order if i.rsplit(".", 1)[0] == ref]
+            found = matches[0] if len(matches) == 1 else None
+        if found is None or found not in order:
+            problems.append(f"--engine {ref}={name}: no node {ref!r} in this graph")
+        elif catalog.datums[found].runtime != "docker":
+            problems.append(f"--engine {ref}={name}: {found} runs no container")
+        else:
+            wanted[found] = (name, f"--engine {ref}={name}", "")
+    out: dict[str, EngineSpec] = {}
+    datum_problems: list[Problem] = []
+    for ident, (name, path, key) in wanted.items():
+        why = engines.problem(name, path, key)
+        if why is not None:
+            datum_problems.append(why)
+            continue
+        spec = engines.get(name)
+        if spec is not None and spec is not engines.default:
+            out[ident] = spec
+    if problems:
+        raise InputError("; ".join(problems))
+    if datum_problems:
+        raise DatumError(list(dict.fromkeys(datum_problems)))
+    return out
+
+
 @attrs.frozen
 class _Context:
     """What compiling decided about one datum before resolving it."""
@@ -338,6 +414,9 @@ class _Context:
     stack: dict[str, tuple[str, str]]
     #: a stack's own entries that it sets for its members, already resolved
     shared: dict[str, str] = attrs.field(factory=dict)
+    engine: EngineSpec | None = None
+    #: ``${B00T_ENGINE_HOST}``: where the node's published ports are reached
+    engine_host: str = LOCAL_HOST
 
 
 # --- stack env -------------------------------------------------------------------------------------
@@ -458,6 +537,8 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
 
     def sub(text: str, key: str, scope: Mapping[str, str]) -> str:
         def look(name: str) -> str | None:
+            if name == ENGINE_HOST_VAR:
+                return ctx.engine_host
             for layer in (scope, from_stack, inherited, env0):
                 if name in layer:
                     return layer[name]
@@ -501,9 +582,12 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
         return tuple(sub(x, f"b00t.{key}[{i}]", visible) for i, x in enumerate(items))
 
     hc = datum.health_check
+    away = ctx.engine is not None and ctx.engine_host not in _LOOPBACK  # a probe of localhost misses it
     if hc is not None:
-        hc = attrs.evolve(hc, http_url=s(hc.http_url, "health_check.http_url"),
-                          tcp=s(hc.tcp, "health_check.tcp"),
+        http_url, tcp = s(hc.http_url, "health_check.http_url"), s(hc.tcp, "health_check.tcp")
+        if away:
+            http_url, tcp = _to_host(http_url, ctx.engine_host), _to_host(tcp, ctx.engine_host)
+        hc = attrs.evolve(hc, http_url=http_url, tcp=tcp,
                           exec=list(many(hc.exec, "health_check.exec") or []) or None)
     build = datum.build
     if build is not None:
@@ -540,13 +624,31 @@ def _resolve(datum: Datum, nodes: Mapping[str, Node], env0: Mapping[str, str], c
         raise EnvError(problems)
     health = hc
     if health is None:
-        tcp = [r for r in datum.requirements if r.kind == "tcp_port" and r.port]
-        if tcp:
-            req = tcp[0]
-            health = HealthCheck(tcp=f"{req.host or '127.0.0.1'}:{req.port}")
+        reqs = [r for r in datum.requirements if r.kind == "tcp_port" and r.port]
+        if reqs:
+            req = reqs[0]
+            host = req.host or "127.0.0.1"
+            health = HealthCheck(tcp=f"{ctx.engine_host if away and host in _LOOPBACK else host}:{req.port}")
     return Node(spec=spec, deps=ctx.deps, env=visible, exports=own, health=health,
                 config_hash=config_hash(spec, visible), soft=ctx.soft, choices=ctx.choices,
-                from_stack={k: src for k, (_, src) in ctx.stack.items() if k not in own})
+                from_stack={k: src for k, (_, src) in ctx.stack.items() if k not in own}, engine=ctx.engine)
+
+
+def _to_host(probe: str | None, host: str) -> str | None:
+    """A probe address (``http://localhost:8080/x``, ``127.0.0.1:5432``) with a loopback host replaced by ``host``."""
+    if not probe:
+        return probe
+    if "://" in probe:
+        parts = urlsplit(probe)
+        name = parts.hostname or ""
+        if name in _LOOPBACK or f"[{name}]" in _LOOPBACK:
+            netloc = parts.netloc.rpartition("@")
+            hostport = netloc[2]
+            port = f":{parts.port}" if parts.port is not None else ""
+            return parts._replace(netloc=f"{netloc[0]}{netloc[1]}{host}{port}").geturl() if hostport else probe
+        return probe
+    name, sep, port = probe.rpartition(":")
+    return f"{host}{sep}{port}" if sep and name in _LOOPBACK else probe
 
 
 # --- host ports --------------------------------------------------------------------------------------
@@ -565,6 +667,7 @@ class PortClaim:
     port: int
     ip: str
     how: str
+    engine: str = ""
 
 
 def host_ports(node: Node) -> list[PortClaim]:
@@ -588,7 +691,8 @@ def host_ports(node: Node) -> list[PortClaim]:
                 if hp.isdigit():  # "" = any free port; "8000-8010" = any of a range: no fixed claim
                     ip = b.get("HostIp", "")
                     out.append(PortClaim(node.id, spec.path, proto, int(hp), ip,
-                                         f"publishes {ip + ':' if ip else ''}{hp}:{cport}/{proto}"))
+                                         f"publishes {ip + ':' if ip else ''}{hp}:{cport}/{proto}",
+                                         node.engine.name if node.engine else ""))
     elif node.runtime == "process" and node.health is not None:
         hc = node.health
         if hc.tcp:
@@ -621,7 +725,7 @@ def port_conflicts(nodes: Iterable[Node]) -> list[str]:
     for node in nodes:
         for claim in host_ports(node):
             for other in by_port.get((claim.proto, claim.port), []):
-                if other.node != claim.node and _overlap(other.ip, claim.ip):
+                if other.node != claim.node and other.engine == claim.engine and _overlap(other.ip, claim.ip):
                     out.append(f"host port {claim.port}/{claim.proto} is claimed by both {other.node} "
                                f"({other.path}: {other.how}) and {claim.node} ({claim.path}: {claim.how}); "
                                "change one of the ports, or leave one of them out of the graph")

@@ -17,10 +17,11 @@ from pathlib import Path
 import anyio
 import attrs
 
+from .engines import Engines, EngineSpec
 from .errors import B00tGraphError, RuntimeUnavailable
 from .graph import Graph, Node, compile_graph
 from .loader import Catalog
-from .runtimes import RuntimeSet
+from .runtimes import Runtime, RuntimeSet
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$", re.IGNORECASE)
 
@@ -49,6 +50,7 @@ class Managed:
     orphan: bool = False
     datum: str | None = None  # the datum's file, when found
     where: str = ""  # a process record's state directory
+    engine: str = ""  # the named Docker engine a container runs on ("": the default one)
 
     @property
     def running(self) -> bool:
@@ -92,25 +94,44 @@ def process_dirs(state_dir: Path, project: str | None) -> list[tuple[str | None,
 
 
 async def scan(runtimes: RuntimeSet, state_dir: Path, *, project: str | None = ALL_PROJECTS,
-               docker: bool = True) -> Inventory:
-    """Containers with our label (of ``project``, or all with ``ALL_PROJECTS``) and process records.
+               docker: bool = True, engines: Engines | None = None) -> Inventory:
+    """Containers with our label (of ``project``, or all with ``ALL_PROJECTS``) on the default engine and
+    every named one in ``engines``, and process records.
 
-    An unreachable engine is recorded in ``unavailable``, never raised: the processes still count.
+    An unreachable engine is recorded in ``unavailable`` (``docker``, ``docker@NAME``), never raised: the
+    other engines and the processes still count.
     """
     from .runtimes.process import ProcessRuntime
 
     inv = Inventory()
     for proj, folder in process_dirs(state_dir, project):
         inv.items += await ProcessRuntime(state_dir=folder).inventory(proj)
-    if docker:
+    if not docker:
+        return inv
+    named = sorted((engines.named if engines is not None else {}).values(), key=lambda e: e.name)
+
+    async def one(spec: EngineSpec | None) -> None:
+        key = "docker" if spec is None else f"docker@{spec.name}"
         try:
-            rt = runtimes.for_type("docker")
+            rt = runtimes.for_type("docker") if spec is None else runtimes.for_engine("docker", spec)
             found = await rt.inventory() if rt is not None and hasattr(rt, "inventory") else []
         except RuntimeUnavailable as exc:
-            inv.unavailable["docker"] = str(exc)
+            inv.unavailable[key] = str(exc)
         else:
-            inv.items += [m for m in found if project == ALL_PROJECTS or m.project == project]
+            inv.items.extend(attrs.evolve(m, engine=spec.name) if spec is not None else m
+                             for m in found if project == ALL_PROJECTS or m.project == project)
+
+    async with anyio.create_task_group() as tg:
+        for spec in [None, *named]:
+            tg.start_soon(one, spec)
+    inv.items.sort(key=lambda m: (m.engine, m.node))
     return inv
+
+
+def docker_runtime(runtimes: RuntimeSet, m: Managed, engines: Engines | None) -> Runtime | None:
+    """The docker runtime of the engine a managed container runs on."""
+    spec = engines.named.get(m.engine) if engines is not None and m.engine else None
+    return runtimes.for_type("docker") if spec is None else runtimes.for_engine("docker", spec)
 
 
 def compile_known(catalog: Catalog, idents: Iterable[str], environ: Mapping[str, str] | None = None) -> Graph:
@@ -193,7 +214,7 @@ async def _probe(m: Managed, node: Node, runtimes: RuntimeSet) -> str:
 
         host: object = ProcessRuntime(state_dir=Path(m.where)) if m.where else runtimes.for_type("process")
     else:
-        host = runtimes.for_type("docker")
+        host = runtimes.for_node(node)
     quick = attrs.evolve(hc, probe_timeout_ms=min(hc.probe_timeout_ms, 1000))
     try:
         why = await probe_once(node, quick, host, _Http())  # type: ignore[arg-type]  # a runtime is a ProbeHost

@@ -22,6 +22,7 @@ from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception, transform_error
 
 from . import dialects, textsafe
+from .engines import CONFIG_NAME
 from .errors import AmbiguousTargetError, DatumError, MissingDependencyError, Problem
 from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
 
@@ -131,6 +132,8 @@ def load_catalog(sources: Sequence[Source]) -> Catalog:
             cat.problems.append(Problem(str(src.path), "", f"datum folder not found (from {src.origin})"))
             continue
         for path in sorted(src.path.glob("*.toml")):
+            if path.name == CONFIG_NAME:  # the folder's engine config, not a datum
+                continue
             datum, problems, notes, declared = _load_file(path)
             cat.notes.extend(notes)
             ident = datum.id if datum else _ident_from_filename(path)
@@ -525,6 +528,9 @@ def _check_kind(d: Datum) -> Iterable[Problem]:
         yield Problem(d.path, "b00t.image", "required for a docker datum (e.g. image = \"qdrant/qdrant:latest\")")
     if d.runtime == "process" and not d.command:
         yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")
+    if d.engine is not None and d.runtime != "docker":
+        yield Problem(d.path, "b00t.engine", "only a docker datum runs on an engine (this one runs "
+                      + (f"as {d.runtime})" if d.runtime else "nothing)"))
     for key, value in (("depends_on", d.depends_on), ("members", d.members), ("optional", d.optional)):
         for i, ref in enumerate(value):
             # An untyped ref ("node") is reported when a graph needs it, with the typed datum to write

@@ -362,8 +362,8 @@ class B00tMcp:
             obs = observed.get(ident)
             if not node.spec.managed:
                 state, detail = "-", ""
-            elif node.runtime in unavailable:
-                state, detail = "unknown", unavailable[node.runtime or ""]
+            elif node.runtime_key in unavailable:
+                state, detail = "unknown", unavailable[node.runtime_key or ""]
             else:
                 state, detail = (obs.state.value, obs.detail) if obs else ("absent", "")
             nodes.append(NodeStatus(id=ident, runtime=render.runtime_of(node), state=state, detail=detail,
@@ -401,7 +401,7 @@ class B00tMcp:
                 raise ToolError(f"{ident}: a {n.type} runs nothing of its own, so it has no logs"
                                 + (f"; ask for one of: {', '.join(managed)}" if managed else ""))
             async with Engine(state_dir=self.state_dir) as engine:
-                rt = engine.runtimes.for_type(n.runtime)
+                rt = engine.runtimes.for_node(n)
                 text = await rt.logs(n, tail) if rt is not None else ""
         return Logs(node=ident, lines=text)
 

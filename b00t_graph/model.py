@@ -184,6 +184,8 @@ class Datum:
     ports: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     network: str | None = None
+    #: ``[b00t] engine``: the named Docker engine a docker datum runs on (``None``: the default one)
+    engine: str | None = None
     stop_grace_ms: int = 10_000
     health_check: HealthCheck | None = None
     resources: Resources | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 
 from .engine import Engine, RunResult
+from .engines import Engines, load_engines
 from .errors import B00tGraphError, InputError
 from .events import Reporter
 from .graph import Graph, Node, compile_graph
@@ -24,6 +25,7 @@ from .inventory import (
     Inventory,
     Managed,
     compile_known,
+    docker_runtime,
     enrich,
     plan_down,
     running_dependents,
@@ -88,7 +90,7 @@ def _one_node(catalog: Catalog, node: str, verb: str, use: Mapping[str, str] | N
 
 
 async def _running_known(engine: Engine, catalog: Catalog, state_dir: Path, project: str | None) -> list[str]:
-    inv = await scan(engine.runtimes, state_dir, project=project)
+    inv = await scan(engine.runtimes, state_dir, project=project, engines=_engines(catalog))
     return [m.node for m in inv.running() if m.node in catalog.datums]
 
 
@@ -97,7 +99,7 @@ async def ps(catalog: Catalog, state_dir: Path, *, project: str | None = ALL_PRO
     """Everything b00t-graph manages here (containers of every project, process records), held
     against the current datums: orphans, drift, URLs, health."""
     async with Engine(state_dir=state_dir) as engine:
-        inv = await scan(engine.runtimes, state_dir, project=project)
+        inv = await scan(engine.runtimes, state_dir, project=project, engines=_engines(catalog))
         await enrich(inv, catalog, engine.runtimes, environ=environ, probe=probe)
     return inv
 
@@ -155,7 +157,12 @@ async def restart(catalog: Catalog, node: str, state_dir: Path, *, cascade: bool
     return RestartOutcome(ident, order, sorted(deps - again), down_res, up_res)
 
 
-async def remove(items: list[Managed], state_dir: Path) -> Removed:
+def _engines(catalog: Catalog) -> Engines:
+    """The named engines configured beside the catalogue's folders (and the user's), for ps and down."""
+    return load_engines([s.path for s in catalog.sources])
+
+
+async def remove(items: list[Managed], state_dir: Path, engines: Engines | None = None) -> Removed:
     """Stop and remove managed things with no datum to go by (orphans): containers by id, processes by record."""
     from .runtimes.process import ProcessRuntime
 
@@ -164,7 +171,7 @@ async def remove(items: list[Managed], state_dir: Path) -> Removed:
         for m in items:
             try:
                 if m.runtime == "docker":
-                    rt = engine.runtimes.for_type("docker")
+                    rt = docker_runtime(engine.runtimes, m, engines)
                     if rt is not None:
                         await rt.remove_managed(m.ref)  # type: ignore[attr-defined]  # DockerRuntime
                 else:
@@ -185,9 +192,9 @@ async def remove_orphans(catalog: Catalog, state_dir: Path, *, project: str | No
     """``down --orphans``: what b00t-graph made (in the project) for datums no current folder has
     (deleted, renamed); only node names matching ``patterns`` (fnmatch) when given."""
     async with Engine(state_dir=state_dir) as engine:
-        inv = await scan(engine.runtimes, state_dir, project=project)
+        inv = await scan(engine.runtimes, state_dir, project=project, engines=_engines(catalog))
     return await remove([m for m in inv.items if m.node not in catalog.datums and _matches(m.node, patterns)],
-                        state_dir)
+                        state_dir, _engines(catalog))
 
 
 async def down_all(catalog: Catalog, state_dir: Path, *, project: str | None = None,
@@ -196,10 +203,10 @@ async def down_all(catalog: Catalog, state_dir: Path, *, project: str | None = N
     """``down --all``: everything b00t-graph manages (in the project; matching ``patterns`` when given):
     known nodes dependents first, then the orphans."""
     async with Engine(reporter=reporter, state_dir=state_dir) as engine:
-        inv = await scan(engine.runtimes, state_dir, project=project)
+        inv = await scan(engine.runtimes, state_dir, project=project, engines=_engines(catalog))
         inv.items = [m for m in inv.items if _matches(m.node, patterns)]
         known = [m.node for m in inv.items if m.node in catalog.datums]
         graph = compile_known(catalog, known)
         res = await engine.down(graph, remove_volumes=remove_volumes, only=set(known)) if graph.nodes else None
     left = [m for m in inv.items if m.node not in (graph.nodes if graph.nodes else {})]
-    return res, await remove(left, state_dir), inv
+    return res, await remove(left, state_dir, _engines(catalog)), inv

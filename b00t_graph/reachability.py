@@ -58,8 +58,17 @@ def _docker(hosts: tuple[str, ...]) -> str | None:
     return "no Docker engine answers (" + "; ".join(tried) + ")"
 
 
+def engine_reachable(url: str) -> str | None:
+    """``None`` when something accepts a connection at a named engine's address, else why not."""
+    return _docker((url,))
+
+
 def runtime_reachable(kind: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """``None`` when the runtime ``kind`` can be reached, else why not (for capability choices)."""
-    if kind == "docker":
+    """``None`` when the runtime ``kind`` can be reached, else why not (for capability choices).
+
+    ``docker@NAME`` (a named engine) is answered by :func:`~b00t_graph.graph.compile_graph`, which
+    knows the engines; here it is the default engine's answer.
+    """
+    if kind == "docker" or kind.startswith("docker@"):
         return _docker(tuple(docker_hosts(os.environ if environ is None else environ)))
     return None  # local processes, presence checks and probes need nothing to be reachable

@@ -38,8 +38,9 @@ def _t(text: str, style: str = "") -> Text:
 
 
 def runtime_of(node: Node) -> str:
-    if node.runtime is not None:
-        return node.runtime
+    """The runtime column: ``docker``, ``docker@gpu`` on a named engine, ``process``, …"""
+    if node.runtime_key is not None:
+        return node.runtime_key
     return "group" if not node.spec.passive else "not managed"
 
 
@@ -132,7 +133,7 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
         branch.add(_t("ready: " + readiness(node)))
         for c in node.choices:
             branch.add(_t("needs " + choice_text(c)))
-        state = _obs_text(observed.get(ident), unavailable.get(node.runtime or "")) if node.runtime else ""
+        state = _obs_text(observed.get(ident), unavailable.get(node.runtime_key or "")) if node.runtime else ""
         if state:
             branch.add(_t("now: " + state))
         if node.spec.hint:
@@ -159,7 +160,7 @@ def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
     table.add_column("why / after")
     for ident, node in graph.nodes.items():
         act = actions[ident]
-        why = _obs_text(observed.get(ident), unavailable.get(node.runtime or "")) if node.runtime else ""
+        why = _obs_text(observed.get(ident), unavailable.get(node.runtime_key or "")) if node.runtime else ""
         if act is Action.CREATE and not why.startswith("unknown"):
             why = "nothing exists yet"
         after = ", ".join(f"#{order[d]}" for d in node.deps)
@@ -194,7 +195,7 @@ def plan_json(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str
             "privileged": [c.what for c in safety.privileged(node)],
             "cwd": safety.cwd(node), "cwd_outside_folder": safety.cwd_outside(node),
             # unavailable is keyed by runtime type: every node of an unreachable runtime is "unknown"
-            "state": (obs.state.value if obs else None) if (node.runtime or "") not in unavailable else "unknown",
+            "state": (obs.state.value if obs else None) if (node.runtime_key or "") not in unavailable else "unknown",
             "action": actions[ident].name.lower(),
         })
     env: dict[str, str] = {}
@@ -288,9 +289,9 @@ def status_view(graph: Graph, observed: Mapping[str, Observed], actions: Mapping
         if not node.spec.managed:
             table.add_row(escape(ident), runtime_of(node), Text("-", style="dim"), "")
             continue
-        if node.runtime is not None and node.runtime in unavailable:
-            table.add_row(escape(ident), node.runtime, Text("unknown", style="yellow"),
-                          _t(unavailable[node.runtime]))
+        if node.runtime_key is not None and node.runtime_key in unavailable:
+            table.add_row(escape(ident), runtime_of(node), Text("unknown", style="yellow"),
+                          _t(unavailable[node.runtime_key]))
             continue
         obs = observed.get(ident)
         state = obs.state if obs else State.ABSENT

@@ -162,7 +162,7 @@ class Supervisor:
                 if ident in deps and self.watched[i].status not in TERMINAL]
 
     def _runtime(self, node: Node) -> Runtime | None:
-        return None if node.runtime is None else self.engine.runtimes.for_type(node.runtime)
+        return self.engine.runtimes.for_node(node)
 
     # --- the loop ---------------------------------------------------------------------------------
 

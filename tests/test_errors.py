@@ -17,6 +17,7 @@ from b00t_graph.errors import (
     ConflictError,
     CycleError,
     DatumError,
+    EngineUnavailable,
     EnvError,
     GraphError,
     InputError,
@@ -40,7 +41,8 @@ from b00t_graph.runtimes.null import NullRuntime
 
 #: Written out here on purpose, not read from ``b00t_graph.__all__``: removing a name must fail a test.
 PUBLIC = [
-    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "Env", "EnvError",
+    "B00tGraphError", "CapabilityError", "ConflictError", "CycleError", "DatumError", "Engine", "EngineUnavailable",
+    "Env", "EnvError",
     "Graph", "GraphError", "InputError", "LaunchSpec", "MissingDependencyError", "Node", "NodeError", "NodeExited",
     "NodePaused", "PortConflictError", "PortInUse", "PresenceError", "ReadinessTimeout", "RunResult", "Runtime",
     "RuntimeUnavailable", "StartError", "StateDirError", "UpFailed",
@@ -57,6 +59,7 @@ TREE = [
     (MissingDependencyError, GraphError),
     (AmbiguousTargetError, GraphError),
     (RuntimeUnavailable, B00tGraphError),
+    (EngineUnavailable, RuntimeUnavailable),
     (NodeError, B00tGraphError),
     (StartError, NodeError),
     (ConflictError, StartError),
@@ -89,7 +92,8 @@ TREE_NAMES = {cls.__name__ for edge in TREE for cls in edge}
 def test_every_class_of_the_readme_tree_is_in_b00t_graph_errors() -> None:
     assert TREE_NAMES == {
         "B00tGraphError", "InputError", "DatumError", "EnvError", "GraphError", "CycleError",
-        "MissingDependencyError", "AmbiguousTargetError", "RuntimeUnavailable", "NodeError", "StartError",
+        "MissingDependencyError", "AmbiguousTargetError", "RuntimeUnavailable", "EngineUnavailable", "NodeError",
+        "StartError",
         "ConflictError", "ReadinessTimeout", "NodeExited", "StopError", "UpFailed", "LockTimeout",
         "StateDirError", "CapabilityError", "PortConflictError", "PortInUse", "PresenceError", "NodePaused"}
     for name in TREE_NAMES:

@@ -279,7 +279,24 @@ use_opt = click.option("--use", "use", multiple=True, metavar="SLOT=NAME",
                             "whatever prefer/fallback say (repeatable).")
 
 
-def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (), offline: bool = False) -> Graph:
+engine_opt = click.option("--engine", "engine", multiple=True, metavar="NODE=NAME",
+                          help="Run the docker node NODE on the engine NAME (b00t-graph.toml [engines.NAME], "
+                               "or a Docker context), whatever its datum says (repeatable).")
+
+
+def parse_engine(items: Sequence[str]) -> dict[str, str]:
+    """``["db=gpu"]`` → ``{"db": "gpu"}``; exit 2 when malformed."""
+    out: dict[str, str] = {}
+    for item in items:
+        node, eq, name = item.partition("=")
+        if not eq or not node.strip() or not name.strip():
+            raise InputError(f"--engine {item!r}: expected NODE=NAME (e.g. --engine qdrant=gpu)")
+        out[node.strip()] = name.strip()
+    return out
+
+
+def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (), offline: bool = False,
+           engine: Sequence[str] = ()) -> Graph:
     from ..capabilities import parse_use
     from ..graph import compile_graph
     from ..reachability import runtime_reachable
@@ -288,7 +305,8 @@ def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (
     try:
         # Offline, a capability provider is usable when it loads and its env is set; otherwise its
         # runtime must also be reachable (one socket connect, remembered).
-        graph = compile_graph(cat, targets, use=parse_use(use), reachable=None if offline else runtime_reachable)
+        graph = compile_graph(cat, targets, use=parse_use(use), reachable=None if offline else runtime_reachable,
+                              engine_of=parse_engine(engine))
     except B00tGraphError as exc:
         _fail(exc)
     if _debug():  # broken datums the request does not need do not stop it; say so only when asked

@@ -139,7 +139,8 @@ def logs(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
                         log = proc_rt.log_path(node.id)
                         sources.append(ProcessLog(node.id, log, log.with_suffix(".json")))
                     elif node.runtime == "docker":
-                        sources.append(ContainerLog(node.id, docker().container_name(node), docker()))
+                        rt: Any = docker() if node.engine is None else engine.runtimes.for_node(node)
+                        sources.append(ContainerLog(node.id, rt.container_name(node), rt))
             else:
                 sources.extend(await scan())
             for s in sources:

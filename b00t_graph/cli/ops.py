@@ -42,7 +42,8 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
             table.add_column(col, overflow="fold")
         for m in sorted(inv.items, key=lambda m: (m.project or "", m.node)):
             config = "orphan: no datum" if m.orphan else ("changed" if m.drift else "" if m.drift is None else "same")
-            table.add_row(m.node, m.project or "-", m.runtime, m.state, m.health or "-", uptime_text(m.uptime()),
+            runtime = m.runtime + (f"@{m.engine}" if m.engine else "")
+            table.add_row(m.node, m.project or "-", runtime, m.state, m.health or "-", uptime_text(m.uptime()),
                           " ".join(m.ports) or "-", " ".join(m.urls) or "-", config)
         if inv.items:
             out.print(table)
@@ -146,12 +147,12 @@ def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: b
 
 
 def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool,
-                 use: Sequence[str], force: bool, project: str | None = None) -> None:
+                 use: Sequence[str], force: bool, project: str | None = None, engine: Sequence[str] = ()) -> None:
     """``down TARGET``: keeps what a running node outside TARGET needs (``--force``: stops those first)."""
     from ..ops import down as do_down
 
     cat = _catalog(datums)
-    graph = _graph(datums, targets, use)
+    graph = _graph(datums, targets, use, engine=engine)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> DownOutcome:

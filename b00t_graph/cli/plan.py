@@ -7,7 +7,18 @@ from typing import Any
 
 import click
 
-from ._common import _graph, _run, _state, complete_targets, datums_opt, out, project_opt, state_opt, use_opt
+from ._common import (
+    _graph,
+    _run,
+    _state,
+    complete_targets,
+    datums_opt,
+    engine_opt,
+    out,
+    project_opt,
+    state_opt,
+    use_opt,
+)
 
 
 @click.command()
@@ -21,9 +32,10 @@ from ._common import _graph, _run, _state, complete_targets, datums_opt, out, pr
 @click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
 @click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
 @use_opt
+@engine_opt
 def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
          as_json: bool, fmt: str,
-         offline: bool, no_recreate: bool, use: tuple[str, ...]) -> None:
+         offline: bool, no_recreate: bool, use: tuple[str, ...], engine: tuple[str, ...]) -> None:
     """Show what `up` would do, changing nothing: the graph, each node's env and the actions.
 
     \b
@@ -36,7 +48,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     from .. import render
     from ..engine import Engine
 
-    graph = _graph(datums, targets, use, offline=offline)
+    graph = _graph(datums, targets, use, offline=offline, engine=engine)
     if fmt == "dot":
         click.echo(render.dot(graph))
         return
@@ -50,7 +62,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
             if offline:
                 from ..runtimes import decide
 
-                unavailable.update({n.runtime: "--offline" for n in graph.nodes.values() if n.runtime})
+                unavailable.update({n.runtime_key: "--offline" for n in graph.nodes.values() if n.runtime_key})
                 return {i: decide(n, None, no_recreate=no_recreate) for i, n in graph.nodes.items()}, {}
             return await engine.plan(graph, unavailable)
 

@@ -20,6 +20,7 @@ import attrs
 from ..errors import Problem
 
 if TYPE_CHECKING:
+    from ..engines import EngineSpec
     from ..graph import Node
 
 
@@ -179,21 +180,40 @@ def check_nodes(nodes: Iterable[Node]) -> Iterable[Problem]:
 
 
 class RuntimeSet:
-    """Runtimes by datum type: injected ones first, else the default ones, created on first use."""
+    """Runtimes by datum type: injected ones first, else the default ones, created on first use.
+
+    A docker node on a named engine (``Node.engine``) has a runtime of its own, keyed ``docker@NAME``
+    (``Node.runtime_key``), made with ``engine=`` its :class:`~b00t_graph.engines.EngineSpec`.
+    """
 
     def __init__(self, injected: Mapping[str, Runtime] | None = None, **options: object) -> None:
         self._rt: dict[str, Runtime] = dict(injected or {})
         self._options = options
 
     def for_type(self, kind: str) -> Runtime | None:
-        if kind in self._rt:
-            return self._rt[kind]
+        return self._get(kind, kind)
+
+    def for_node(self, node: Node) -> Runtime | None:
+        """The runtime that acts for ``node``: its kind's, on its engine when it names one."""
+        if node.runtime is None:
+            return None
+        if node.engine is None:
+            return self.for_type(node.runtime)
+        return self.for_engine(node.runtime, node.engine)
+
+    def for_engine(self, kind: str, engine: EngineSpec) -> Runtime | None:
+        """The ``kind`` runtime (``docker``) talking to ``engine``, made on first use."""
+        return self._get(f"{kind}@{engine.name}", kind, engine=engine)
+
+    def _get(self, key: str, kind: str, **extra: object) -> Runtime | None:
+        if key in self._rt:
+            return self._rt[key]
         if "*" in self._rt:
             return self._rt["*"]
         if kind not in RUNTIMES:
             return None
-        rt = load_runtime(kind)(**self._options)
-        self._rt[kind] = rt
+        rt = load_runtime(kind)(**self._options, **extra)
+        self._rt[key] = rt
         return rt
 
     def active(self) -> list[Runtime]:

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import io
 import math
 import os
 import re
+import ssl
 import stat
 import time
 import weakref
@@ -48,9 +50,11 @@ import attrs
 from aiodocker.events import DockerEvents
 from aiodocker.exceptions import DockerError
 
+from ..engines import DEFAULT, EngineSpec, default_engine
 from ..errors import (
     B00tGraphError,
     ConflictError,
+    EngineUnavailable,
     NodeExited,
     NodePaused,
     PortInUse,
@@ -144,19 +148,26 @@ def in_project(plan: ContainerPlan, project: str | None) -> ContainerPlan:
                         volumes=tuple(vols.values()))
 
 
+def _unreachable(engine: EngineSpec | None, tried: Sequence[str], reason: str) -> RuntimeUnavailable:
+    """The error of an engine that does not answer: the default one's, or a named one's naming it."""
+    if engine is None or engine.name == DEFAULT:
+        return RuntimeUnavailable("docker", tried, reason)
+    return EngineUnavailable(engine.name, tried, reason)
+
+
 @contextmanager
-def _translate(what: str, fail: Fail, where: str) -> Iterator[None]:
+def _translate(what: str, fail: Fail, where: str, engine: EngineSpec | None = None) -> Iterator[None]:
     """The one place where aiodocker's, aiohttp's and the OS's errors become b00t-graph's."""
     try:
         yield
     except DockerError as exc:
         if exc.status == 900:  # aiodocker's code for "cannot connect"
-            raise RuntimeUnavailable("docker", [where], f"lost the engine while trying to {what}") from None
+            raise _unreachable(engine, [where], f"lost the engine while trying to {what}") from None
         raise fail(f"cannot {what}: {exc.message}") from None
     except TimeoutError:
         raise fail(f"cannot {what}: the engine did not answer in time") from None
     except (OSError, aiohttp.ClientError) as exc:
-        raise RuntimeUnavailable("docker", [where], f"{what}: {type(exc).__name__}: {exc}") from None
+        raise _unreachable(engine, [where], f"{what}: {type(exc).__name__}: {exc}") from None
 
 
 # --- engine discovery ----------------------------------------------------------------------------
@@ -177,10 +188,29 @@ def candidates(environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
     return out
 
 
-async def _discover() -> tuple[Docker, str]:
-    """The first engine that answers a ping (asyncio side)."""
+def _ssl(engine: EngineSpec) -> ssl.SSLContext | None:
+    """The TLS context of an engine with TLS files (``tls_ca``, ``tls_cert``/``tls_key``), else ``None``."""
+    if not engine.tls:
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=engine.tls_ca)
+        if engine.tls_cert:
+            ctx.load_cert_chain(engine.tls_cert, engine.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise EngineUnavailable(engine.name, [f"{engine.url} ({engine.origin})"],
+                                f"cannot load its TLS files: {exc}") from None
+    if not engine.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def _discover(engine: EngineSpec | None = None) -> tuple[Docker, str]:
+    """The first engine that answers a ping (asyncio side): ``engine``'s address alone when it has one."""
     tried: list[str] = []
-    for url, label in candidates():
+    context = None if engine is None or engine.url is None else _ssl(engine)
+    found = candidates() if engine is None or engine.url is None else [(engine.url, f"{engine.url} ({engine.origin})")]
+    for url, label in found:
         if url.startswith("unix://"):
             try:
                 mode = os.stat(url.removeprefix("unix://")).st_mode
@@ -193,8 +223,10 @@ async def _discover() -> tuple[Docker, str]:
         elif not re.match(r"^(tcp|http|https)://", url):
             tried.append(f"{label} (unsupported scheme: use unix:// or tcp://)")
             continue
+        if context is not None:
+            url = re.sub(r"^(tcp|http)://", "https://", url)
         try:
-            client = aiodocker.Docker(url=url)
+            client = aiodocker.Docker(url=url, ssl_context=context)
         except ValueError as exc:
             tried.append(f"{label} ({exc})")
             continue
@@ -214,6 +246,8 @@ async def _discover() -> tuple[Docker, str]:
             await client.close()
             raise
         return client, label
+    if engine is not None and engine.name != DEFAULT:
+        raise EngineUnavailable(engine.name, tried, "it does not answer")
     raise RuntimeUnavailable("docker", tried, "no Docker or Podman engine answered")
 
 
@@ -475,8 +509,11 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(self, *, state_dir: Path | None = None, reporter: Reporter | None = None,
-                 pull_stall: float = PULL_STALL, project: str | None = None, **_: object) -> None:
+                 pull_stall: float = PULL_STALL, project: str | None = None,
+                 engine: EngineSpec | None = None, **_: object) -> None:
         self.reporter: Reporter = reporter or Silent()
+        #: the engine this runtime talks to; ``None``: the default one (``DOCKER_HOST``, context, sockets)
+        self.engine = engine if engine is not None else default_engine()
         self.project = project or None
         self.pull_stall = pull_stall
         self._bridge = AsyncioBridge("b00t-graph-docker")
@@ -496,7 +533,7 @@ class DockerRuntime:
             self._lock = anyio.Lock()
         async with self._lock:
             if self._docker is None:  # another task may have connected while we waited
-                docker, self._where = await self._bridge.run(_discover)
+                docker, self._where = await self._bridge.run(functools.partial(_discover, self.engine))
                 self._docker = docker
             return self._docker
 
@@ -511,15 +548,17 @@ class DockerRuntime:
             async with asyncio.timeout(timeout):
                 return await fn(docker)
 
-        with _translate(what, fail, self._where):
+        with _translate(what, fail, self._where, self.engine):
             return await self._bridge.run(guarded)
 
     def _local_engine(self) -> bool:
         """Whether the engine publishes ports on this host (a unix socket), so a local port check means something."""
+        if self.engine.url is not None:
+            return self.engine.url.startswith("unix://")
         return not self._where.startswith("DOCKER_HOST=") or "unix://" in self._where
 
     def _unavailable(self, msg: str) -> B00tGraphError:
-        return RuntimeUnavailable("docker", [self._where], msg)
+        return _unreachable(self.engine, [self._where], msg)
 
     def _plan(self, node: Node) -> ContainerPlan:
         cached = self._plans.get(node.id)

@@ -792,13 +792,14 @@ def check(node: Node) -> Iterable[Problem]:
 
 
 def check_names(nodes: Sequence[Node]) -> Iterable[Problem]:
-    """Two docker nodes of one graph may not name the same container (``--name``, ``container_name``)."""
-    by_name: dict[str, list[Node]] = {}
+    """Two docker nodes of one graph may not name the same container (``--name``, ``container_name``)
+    on one engine; on two engines they are two containers."""
+    by_name: dict[tuple[str, str], list[Node]] = {}
     for node in nodes:
         result, _ = _build(node, {})
         if result is not None:
-            by_name.setdefault(result.name, []).append(node)
-    for name, holders in by_name.items():
+            by_name.setdefault((node.engine.name if node.engine else "", result.name), []).append(node)
+    for (_, name), holders in by_name.items():
         if len(holders) > 1:
             first, *rest = holders
             for other in rest:

@@ -20,6 +20,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.dockerutil import Engine
+from tests.second_engine import SecondEngine, second_engine
+from tests.second_engine import missing as second_engine_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "images" / "build.sh"
@@ -62,3 +64,26 @@ def prefix(engine: Engine) -> Iterator[str]:
     finally:
         engine.purge(p)
 
+
+
+@pytest.fixture(scope="session")
+def second(test_image: str) -> Iterator[SecondEngine]:
+    """A second real dockerd with the test image (see ``tests/second_engine.py``), shared by the session;
+    skipped where none can be started, a failure with ``B00T_REQUIRE_DOCKER=1``."""
+    why = second_engine_missing()
+    if why is not None:
+        if os.environ.get("B00T_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"no second Docker engine: {why} (B00T_REQUIRE_DOCKER=1)", pytrace=False)
+        pytest.skip(f"no second Docker engine: {why}")
+    with second_engine(test_image) as eng:
+        yield eng
+
+
+@pytest.fixture
+def second_prefix(second: SecondEngine, prefix: str) -> Iterator[str]:
+    """``prefix``, also purged from the second engine afterwards, pass or fail."""
+    try:
+        yield prefix
+    finally:
+        if second.api.ping():
+            second.api.purge(prefix)

@@ -35,10 +35,10 @@ class Managed:
     """
 
     node: str
-    runtime: str  # docker | process
+    runtime: str  # docker | swarm | process
     project: str | None
-    name: str  # container name, or the record's file stem
-    ref: str  # container id, or pid
+    name: str  # container or service name, or the record's file stem
+    ref: str  # container or service id, or pid
     state: str  # running | restarting | exited
     health: str = ""  # ready | unhealthy (why) | starting | exited N | "" (not looked)
     started: float | None = None  # epoch seconds of the current run
@@ -102,12 +102,15 @@ async def scan(runtimes: RuntimeSet, state_dir: Path, *, project: str | None = A
     inv = Inventory()
     for proj, folder in process_dirs(state_dir, project):
         inv.items += await ProcessRuntime(state_dir=folder).inventory(proj)
-    if docker:
+    # containers, then Swarm services (none when the engine is not a swarm manager)
+    for kind in ("docker", "swarm") if docker else ():
+        if inv.unavailable:
+            break  # the engine does not answer: once is enough to say so
         try:
-            rt = runtimes.for_type("docker")
+            rt = runtimes.for_type(kind)
             found = await rt.inventory() if rt is not None and hasattr(rt, "inventory") else []
         except RuntimeUnavailable as exc:
-            inv.unavailable["docker"] = str(exc)
+            inv.unavailable[kind] = str(exc)
         else:
             inv.items += [m for m in found if project == ALL_PROJECTS or m.project == project]
     return inv

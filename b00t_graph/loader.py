@@ -445,7 +445,7 @@ def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Probl
     for key in ("command", "args", "docker_args"):
         if isinstance(b00t.get(key), str):
             b00t[key] = split(b00t[key], f"b00t.{key}")
-    for key in ("health_check", "resources"):  # else cattrs says "expected HealthCheck | None"
+    for key in ("health_check", "resources", "swarm"):  # else cattrs says "expected HealthCheck | None"
         if key in b00t and not isinstance(b00t[key], dict):
             problems.append(Problem(path, f"b00t.{key}", f"expected a table, got {_describe(b00t.pop(key))}"))
     hc = b00t.get("health_check")

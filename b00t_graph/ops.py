@@ -30,6 +30,7 @@ from .inventory import (
     scan,
 )
 from .loader import Catalog
+from .model import DOCKER_RUNTIMES
 from .reachability import runtime_reachable
 
 
@@ -163,8 +164,8 @@ async def remove(items: list[Managed], state_dir: Path) -> Removed:
     async with Engine(state_dir=state_dir) as engine:
         for m in items:
             try:
-                if m.runtime == "docker":
-                    rt = engine.runtimes.for_type("docker")
+                if m.runtime in DOCKER_RUNTIMES:
+                    rt = engine.runtimes.for_type(m.runtime)
                     if rt is not None:
                         await rt.remove_managed(m.ref)  # type: ignore[attr-defined]  # DockerRuntime
                 else:

@@ -27,6 +27,7 @@ from ._common import (
     complete_targets,
     datums_opt,
     err,
+    on_opt,
     out,
     project_opt,
     state_opt,
@@ -61,10 +62,11 @@ from ._common import (
               help="Stay in the foreground and supervise (restart policies, liveness) until Ctrl-C or SIGTERM, "
                    "then take down what this run started (exit 0 when that went cleanly).")
 @use_opt
+@on_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
        no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
        install_missing: bool, deny_privileged: bool, keep_failed: bool, show_logs: bool, attach: bool,
-       use: tuple[str, ...]) -> None:
+       use: tuple[str, ...], on: str | None) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready.
 
     \b
@@ -75,12 +77,13 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       b00t-graph up demo.stack -p ci-42          # in a project of its own
       b00t-graph up grok --logs                  # a failing node's last log lines at once
       b00t-graph up demo.stack --attach          # supervise in the foreground; Ctrl-C takes it down
+      b00t-graph up demo.stack --on swarm        # every docker datum as a Swarm service
     """
     from .. import render
     from ..engine import Engine
     from ..progress import make_reporter
 
-    graph = _graph(datums, targets, use)
+    graph = _graph(datums, targets, use, on=on)
     if deny_privileged:
         _deny_privileged(graph)
     if not quiet:
@@ -188,8 +191,9 @@ def _after_up(res: RunResult, targets: tuple[str, ...]) -> None:
 @click.option("--all", "everything", is_flag=True, help="Remove everything b00t-graph manages here "
               "(TARGETS, if given, are patterns of node names).")
 @use_opt
+@on_opt
 def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
-         volumes: bool, force: bool, orphans: bool, everything: bool, use: tuple[str, ...]) -> None:
+         volumes: bool, force: bool, orphans: bool, everything: bool, use: tuple[str, ...], on: str | None) -> None:
     """Stop and remove what b00t-graph started, dependents first; never what it did not create.
 
     A node that a running node outside the targets still depends on is kept (and said so);
@@ -212,7 +216,7 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
         return
     if not targets:
         raise click.UsageError("name a target, or give --orphans or --all")
-    down_targets(targets, datums, state_dir, quiet, volumes, use, force, project=project)
+    down_targets(targets, datums, state_dir, quiet, volumes, use, force, project=project, on=on)
 
 
 @click.command()
@@ -222,9 +226,10 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @project_opt
 @click.option("--json", "as_json", is_flag=True)
 @use_opt
+@on_opt
 def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
            as_json: bool,
-           use: tuple[str, ...]) -> None:
+           use: tuple[str, ...], on: str | None) -> None:
     """Each node's state, changing nothing; without a target, what `ps` shows.
 
     \b
@@ -241,7 +246,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
     from .. import render
     from ..engine import Engine
 
-    graph = _graph(datums, targets, use)
+    graph = _graph(datums, targets, use, on=on)
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:

@@ -146,12 +146,12 @@ def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: b
 
 
 def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool,
-                 use: Sequence[str], force: bool, project: str | None = None) -> None:
+                 use: Sequence[str], force: bool, project: str | None = None, on: str | None = None) -> None:
     """``down TARGET``: keeps what a running node outside TARGET needs (``--force``: stops those first)."""
     from ..ops import down as do_down
 
     cat = _catalog(datums)
-    graph = _graph(datums, targets, use)
+    graph = _graph(datums, targets, use, on=on)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> DownOutcome:
@@ -189,7 +189,7 @@ def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, vol
             failures.update({i: str(e) for i, e in res.failures.items()})
     else:
         removed = _run(lambda: remove_orphans(cat, sd, patterns=patterns, project=project))
-    names += [f"{m.node} ({m.runtime} {m.name if m.runtime == 'docker' else 'pid ' + m.ref}"
+    names += [f"{m.node} ({m.runtime} {m.name if m.runtime in ('docker', 'swarm') else 'pid ' + m.ref}"
               + (", orphan)" if m.orphan or m.node not in cat.datums else ")") for m in removed.items]
     failures.update(removed.failures)
     if not quiet:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import _graph, _run, _state, complete_targets, datums_opt, out, project_opt, state_opt, use_opt
+from ._common import _graph, _run, _state, complete_targets, datums_opt, on_opt, out, project_opt, state_opt, use_opt
 
 
 @click.command()
@@ -21,9 +21,10 @@ from ._common import _graph, _run, _state, complete_targets, datums_opt, out, pr
 @click.option("--offline", is_flag=True, help="Do not ask any runtime what already runs.")
 @click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
 @use_opt
+@on_opt
 def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
          as_json: bool, fmt: str,
-         offline: bool, no_recreate: bool, use: tuple[str, ...]) -> None:
+         offline: bool, no_recreate: bool, use: tuple[str, ...], on: str | None) -> None:
     """Show what `up` would do, changing nothing: the graph, each node's env and the actions.
 
     \b
@@ -36,7 +37,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     from .. import render
     from ..engine import Engine
 
-    graph = _graph(datums, targets, use, offline=offline)
+    graph = _graph(datums, targets, use, offline=offline, on=on)
     if fmt == "dot":
         click.echo(render.dot(graph))
         return

@@ -8,7 +8,8 @@ service spec. Differences from a container, on purpose:
   mesh is not needed for one replica and does not answer on every machine. A host IP in a
   ``-p IP:HOST:CONTAINER`` is dropped (Swarm binds every address).
 * Every service joins the stack's overlay network under its datum's name, so services reach each
-  other by the names their datums use, as containers do on a user network.
+  other by the names their datums use, as containers do on a user network. Names resolve to the
+  tasks' own addresses (``dnsrr``), not to a virtual IP behind IPVS.
 * The restart policy is Swarm's: ``any`` unless the datum says ``--restart no``/``on-failure``;
   Swarm itself replaces a task that exits.
 * Resource limits come from ``[b00t.resources]`` and ``docker_args``; ``[b00t.swarm]`` adds
@@ -185,7 +186,7 @@ def service_spec(node: Node, plan: ContainerPlan, labels: Mapping[str, str], net
                            # a changed service stops its old task before the new one starts: a fixed host
                            # port cannot be held by both
                            "UpdateConfig": {"Parallelism": 1, "Order": "stop-first"}}
-    ports = _ports(host)
-    if ports:
-        out["EndpointSpec"] = {"Mode": "vip", "Ports": ports}
+    # dnsrr: a service's name resolves to its tasks' own addresses; a virtual IP needs the kernel's IPVS,
+    # which not every host gives the engine (the name then resolves, and nothing answers)
+    out["EndpointSpec"] = {"Mode": "dnsrr", "Ports": _ports(host)}
     return out

@@ -16,8 +16,8 @@ from b00t_graph.cli import main
 from b00t_graph.errors import DatumError
 from b00t_graph.graph import Graph, compile_graph, placed_on
 from b00t_graph.loader import datum_dirs, load_catalog
-from b00t_graph.runtimes.dockerargs import plan
 from b00t_graph.runtimes.docker import HASH, MANAGED, NODE, labels_for
+from b00t_graph.runtimes.dockerargs import plan
 from b00t_graph.runtimes.swarmspec import TASK_NODE, service_spec
 
 WriteDatums = Callable[..., Path]

@@ -63,8 +63,9 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
 @state_opt
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: one object per managed thing.")
 def ps(datums: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
-    """Everything b00t-graph manages here: containers (all projects) and processes, with health, uptime,
-    ports, URLs, config drift and orphans (whose datum is gone or renamed).
+    """Everything b00t-graph manages here: containers and Swarm services (all projects) and processes, with
+    health (a service's running/desired tasks), uptime, ports, URLs, config drift and orphans (whose datum
+    is gone or renamed).
 
     \b
     Example: b00t-graph ps --json

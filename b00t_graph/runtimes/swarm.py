@@ -67,7 +67,7 @@ TASK_HASH = "org.b00t-graph.swarm-config-hash"
 #: task states after which a task never runs again
 _ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 #: seconds between looks at a service's tasks (the first looks come sooner)
-_POLL_MAX = 0.25
+_POLL_MAX = 0.1
 
 
 def _newest_first(task: dict[str, Any]) -> int:

@@ -23,7 +23,7 @@ from cattrs.v import format_exception, transform_error
 
 from . import dialects, textsafe
 from .errors import AmbiguousTargetError, DatumError, MissingDependencyError, Problem
-from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
+from .model import DOCKER_RUNTIMES, KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
 
 #: A datum file larger than this is refused unread: real ones are a few kilobytes.
 MAX_FILE_BYTES = 1_000_000
@@ -521,7 +521,7 @@ def _suggest_key(key: str, msg: str) -> str:
 
 def _check_kind(d: Datum) -> Iterable[Problem]:
     """What each managed type needs to be runnable."""
-    if d.runtime == "docker" and not d.image:
+    if d.runtime in DOCKER_RUNTIMES and not d.image:
         yield Problem(d.path, "b00t.image", "required for a docker datum (e.g. image = \"qdrant/qdrant:latest\")")
     if d.runtime == "process" and not d.command:
         yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")

@@ -14,6 +14,8 @@ import stat
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from .model import DOCKER_RUNTIMES
+
 _TIMEOUT = 0.5
 
 
@@ -60,6 +62,6 @@ def _docker(hosts: tuple[str, ...]) -> str | None:
 
 def runtime_reachable(kind: str, environ: Mapping[str, str] | None = None) -> str | None:
     """``None`` when the runtime ``kind`` can be reached, else why not (for capability choices)."""
-    if kind == "docker":
+    if kind in DOCKER_RUNTIMES:  # a swarm manager is a docker engine first
         return _docker(tuple(docker_hosts(os.environ if environ is None else environ)))
     return None  # local processes, presence checks and probes need nothing to be reachable

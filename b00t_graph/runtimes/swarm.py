@@ -53,6 +53,7 @@ from .docker import (
     _grace_s,
     _inspect,
     _is_ours,
+    _net_locks,
     _project_of,
     _tail,
     _translate,
@@ -218,22 +219,30 @@ class SwarmRuntime(DockerRuntime):
         return Observed(State.RUNNING, node.config_hash, sid, f"service {sid[:12]}")
 
     async def _ensure_overlay(self, d: Docker, node: Node, name: str, labels: dict[str, str]) -> None:
-        try:
-            net = await (await d.networks.get(name)).show()
-        except DockerError as exc:
-            if exc.status != 404:
-                raise
-        else:
-            if net.get("Scope") != "swarm":
-                raise StartError(node.id, f"network {name!r} exists on this engine as a {net.get('Driver')} "
-                                 "network: a Swarm service joins overlay networks only; rename the datum's network")
-            return
-        try:
-            await d.networks.create({"Name": name, "Driver": "overlay", "Attachable": True, "CheckDuplicate": True,
-                                     "Labels": {k: v for k, v in labels.items() if k != HASH}})
-        except DockerError as exc:
-            if exc.status != 409:  # created meanwhile by a concurrent node
-                raise
+        """The overlay network ``name``, made with our labels when absent (the nodes of a run share it)."""
+        locks = _net_locks.setdefault(asyncio.get_running_loop(), {})
+        async with locks.setdefault(name, asyncio.Lock()):
+            for attempt in (1, 2):
+                try:
+                    net = await (await d.networks.get(name)).show()
+                except DockerError as exc:
+                    if exc.status != 404:
+                        raise
+                else:
+                    if net.get("Scope") != "swarm":
+                        raise StartError(node.id, f"network {name!r} exists on this engine as a {net.get('Driver')} "
+                                         "network: a Swarm service joins overlay networks only; rename the "
+                                         "datum's network")
+                    return
+                try:
+                    await d.networks.create({"Name": name, "Driver": "overlay", "Attachable": True,
+                                             "CheckDuplicate": True,
+                                             "Labels": {k: v for k, v in labels.items() if k != HASH}})
+                    return
+                except DockerError as exc:
+                    # made meanwhile by another run: the swarm says "name conflicts with an existing object"
+                    if attempt == 2 or (exc.status != 409 and "conflicts" not in exc.message):
+                        raise
 
     # --- tasks and their containers ---------------------------------------------------------------
 

@@ -102,20 +102,23 @@ def _mounts(host: Mapping[str, Any], volumes: Iterable[str]) -> list[dict[str, A
 
 
 def _ports(host: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for spec, binds in sorted((host.get("PortBindings") or {}).items()):
         target, _, proto = spec.partition("/")
         for b in binds or ():
             port: dict[str, Any] = {"Protocol": proto or "tcp", "TargetPort": int(target), "PublishMode": "host"}
             if str(b.get("HostPort") or "").isdigit():
                 port["PublishedPort"] = int(b["HostPort"])
-            out.append(port)
+            if port not in out:  # one port bound on two host IPs is one port for Swarm
+                out.append(port)
     return out
 
 
 def _restart(host: Mapping[str, Any]) -> dict[str, Any]:
-    rp = host.get("RestartPolicy") or {}
-    name = rp.get("Name") or "always"
+    if "RestartPolicy" not in host:
+        return {"Condition": "any"}  # Swarm's own default: a service is meant to keep running
+    rp = host["RestartPolicy"]
+    name = rp.get("Name") or "no"  # the engine's "" is --restart no
     if name == "no":
         return {"Condition": "none"}
     if name == "on-failure":

@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from b00t_graph.cli import main
 from b00t_graph.engine import NodeTiming, RunResult
 from b00t_graph.export.k8s import to_manifests
 from b00t_graph.graph import Graph, compile_graph, placed_on
@@ -69,3 +72,10 @@ def test_swarm_publishes_in_host_mode_without_the_host_ip(write_datums: WriteDat
     spec = service_spec(node, plan(node), {}, "net", 10)
     assert spec["EndpointSpec"]["Ports"] == [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080,
                                               "PublishMode": "host"}]
+
+
+def test_exec_is_for_containers_not_swarm_services(write_datums: WriteDatums) -> None:
+    folder = write_datums({"api.docker": API.replace("{extra}", 'on = "swarm"')})
+    res = CliRunner().invoke(main, ["exec", "api.docker", "-d", str(folder), "--", "true"])
+    assert res.exit_code == 2, res.output
+    assert "api.docker: exec is for containers (a swarm node)" in res.output

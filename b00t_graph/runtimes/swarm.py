@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -74,6 +75,15 @@ _POLL_MAX = 0.1
 def _newest_first(task: dict[str, Any]) -> int:
     """Sort key: the swarm's version index grows with every change, so the newest task sorts first."""
     return -int((task.get("Version") or {}).get("Index") or 0)
+
+
+def _timestamp(text: str) -> float | None:
+    """An engine timestamp (RFC 3339 with nanoseconds) as POSIX seconds; None when unreadable."""
+    whole, _, frac = text.replace("Z", "").partition(".")
+    try:
+        return datetime.fromisoformat(f"{whole}.{(frac + '000000')[:6]}+00:00").timestamp()
+    except ValueError:
+        return None
 
 
 class SwarmRuntime(DockerRuntime):
@@ -383,13 +393,13 @@ class SwarmRuntime(DockerRuntime):
         def fail(msg: str) -> B00tGraphError:
             return StopError(node.id, msg)
 
-        await self._call("remove the service", fail, lambda d: self._remove_service(d, plan.name, node.id, grace),
+        await self._call("remove the service", fail, lambda d: self._remove_service(d, plan.name, node.id),
                          timeout=API_TIMEOUT + grace + STOP_SLACK)
         await self._call("remove the network", fail, lambda d: self._remove_networks(d, [self.network,
                                                                                            *plan.networks]))
         self._ids.pop(node.id, None)
 
-    async def _remove_service(self, d: Docker, ref: str, node_id: str | None, grace: int) -> bool:
+    async def _remove_service(self, d: Docker, ref: str, node_id: str | None) -> bool:
         """Remove one of our services and wait until its containers are gone; False when absent or not ours.
 
         With ``node_id``: only the service of this project made for that node (``down``); without: any
@@ -469,16 +479,17 @@ class SwarmRuntime(DockerRuntime):
             nodes = sorted({str(t.get("NodeID", ""))[:12] for t in up})
             ports = [f"{p.get('PublishedPort')}->{p.get('TargetPort')}/{p.get('Protocol')}"
                      for p in (s.get("Endpoint") or {}).get("Ports") or () if p.get("PublishedPort")]
-            out.append(Managed(node=str(labels.get(NODE, "?")), runtime="swarm", project=labels.get("org.b00t-graph"
-                                                                                                   ".project") or None,
+            since = [_timestamp(str((t.get("Status") or {}).get("Timestamp") or "")) for t in up]
+            out.append(Managed(node=str(labels.get(NODE, "?")), runtime="swarm", project=_project_of(labels) or None,
                                name=str(spec.get("Name", "")), ref=sid,
                                state="running" if up or want == 0 else "starting",
                                health=f"{len(up)}/{want} running" + (f" on node {', '.join(nodes)}" if nodes else ""),
+                               started=min((t for t in since if t is not None), default=None),
                                ports=tuple(ports), config_hash=labels.get(HASH)))
         return out
 
     async def remove_managed(self, ref: str, grace_s: int = 10) -> bool:
         """Remove one service b00t-graph made (by id or name); False when absent or not ours."""
         return await self._call("remove the service", self._unavailable,
-                                lambda d: self._remove_service(d, ref, None, grace_s),
+                                lambda d: self._remove_service(d, ref, None),
                                 timeout=API_TIMEOUT + grace_s + STOP_SLACK)

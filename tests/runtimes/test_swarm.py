@@ -288,11 +288,14 @@ def test_a_service_it_did_not_create_is_left_untouched(stack: SwarmStack) -> Non
 
 
 def test_a_task_that_fails_before_it_is_ready_fails_the_node_with_its_log(stack: SwarmStack) -> None:
-    stack.docker("f", command=["sh", "-c", "echo boom-from-the-task; exit 3"])
+    # a HEALTHCHECK that never passes: Swarm never calls the task running, so it fails before it is ready
+    stack.docker("f", command=["sh", "-c", "echo boom-from-the-task; sleep 1; exit 3"],
+                 docker_args=["--health-cmd", "false", "--health-interval", "1s"])
     stack.web("g", deps=["f"])
     res = stack.cli("up", stack.ident("g"), "--on", "swarm")
     assert res.returncode == 1, res.stderr
-    assert "exit code 3" in res.stderr
+    assert "the service's task failed" in res.stderr
+    assert "(exit code 3)" in res.stderr
     assert "boom-from-the-task" in res.stderr
     assert "Traceback" not in res.stderr
     assert stack.service("g") is None  # its dependency never became ready: never created

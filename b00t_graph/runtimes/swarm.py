@@ -174,14 +174,10 @@ class SwarmRuntime(DockerRuntime):
     # --- prepare and start ------------------------------------------------------------------------
 
     async def prepare(self, node: Node, action: Action) -> None:
-        """The image must be on the engine (built or pulled): a single-node swarm runs local images."""
-        if action not in (Action.CREATE, Action.RECREATE):
-            return
-        plan = self._plan(node)
-        if node.spec.build is not None:
-            await self._build_image(node, plan)
-        else:
-            await self._ensure_image(node, plan)
+        """Only the image (built or pulled; a single-node swarm runs local images): a service is never
+        made ahead of its dependencies, and for RECREATE the docker runtime makes no container ahead."""
+        if action in (Action.CREATE, Action.RECREATE):
+            await super().prepare(node, Action.RECREATE)
 
     async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
         if observed.state is State.FOREIGN:

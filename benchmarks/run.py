@@ -641,10 +641,13 @@ def _render_swarm(w: Any) -> None:
           "`docker stack deploy` does not: it ignores `depends_on` and starts all six services at once, so its "
           "time is one layer's, not three.")
     if b.get("swarm_service_to_healthy"):
-        w(f"Where b00t-graph's time goes: Swarm itself takes {fmt_s(b['swarm_service_to_healthy']['median'])} "
-          "(median) from a service's creation to its task running healthy, paid once per layer; b00t-graph's "
-          "hand-over, from a dependency's task turning healthy to the dependent's service being created, is "
-          f"{fmt_s(b['handover']['median'], 3)} (median).")
+        first = (f"its own start (the CLI process until the first service exists) "
+                 f"{fmt_s(b['first_service']['median'])} against {fmt_s(st['first_service']['median'])} for "
+                 "`docker stack deploy`; " if b.get("first_service") and st.get("first_service") else "")
+        w(f"Where b00t-graph's time goes (medians): {first}Swarm itself, "
+          f"{fmt_s(b['swarm_service_to_healthy']['median'])} from a service's creation to its task running healthy, "
+          "paid once per layer; b00t-graph's hand-over, from a dependency's task turning healthy to the "
+          f"dependent's service being created, {fmt_s(b['handover']['median'], 3)}.")
     last = st.get("last_order") or []
     if last:
         w("\nThe stack deploy's last run, edge by edge: the dependent's container start minus its dependency's "

@@ -287,6 +287,22 @@ def test_a_service_it_did_not_create_is_left_untouched(stack: SwarmStack) -> Non
     assert svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Args"] == ["sleep", "3600"]
 
 
+def test_a_service_made_for_another_project_is_left_untouched(stack: SwarmStack) -> None:
+    labels = {MANAGED: "1", NODE: stack.ident("y"), HASH: "0" * 16, "org.b00t-graph.project": "someone-else"}
+    spec = {"Name": stack.service_name("y"), "Labels": labels,
+            "TaskTemplate": {"ContainerSpec": {"Image": stack.image, "Args": ["sleep", "3600"]}}}
+    status, made = stack.engine.request("POST", "/services/create", spec)
+    assert status == 201, made
+    stack.web("y")
+    res = stack.cli("up", stack.ident("y"), "--on", "swarm")
+    assert res.returncode == 1, res.stderr
+    assert f"created by b00t-graph for {stack.ident('y')} in project 'someone-else'" in res.stderr
+    _ok(stack.cli("down", stack.ident("y"), "--on", "swarm"))
+    svc = stack.service("y")
+    assert svc is not None and svc["ID"] == made["ID"]
+    assert svc["Spec"]["Labels"] == labels
+
+
 def test_a_task_that_fails_before_it_is_ready_fails_the_node_with_its_log(stack: SwarmStack) -> None:
     # a HEALTHCHECK that never passes: Swarm never calls the task running, so it fails before it is ready
     stack.docker("f", command=["sh", "-c", "echo boom-from-the-task; sleep 1; exit 3"],

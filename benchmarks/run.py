@@ -14,6 +14,7 @@ and renders the tables, the settings and the verdict on every target of issue 5.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -626,7 +627,7 @@ def _render_swarm(w: Any) -> None:
       "docker: the equivalent compose file (`depends_on`, `healthcheck`), `docker stack deploy "
       "--resolve-image never`. Time until every service's task runs healthy, from the engine's own "
       f"timestamps; medians of {b['all_healthy']['n']} / {st['all_healthy']['n']} alternating runs.\n")
-    w("| | b00t-graph `up --on swarm` | `docker stack deploy` |\n|---|---|---|")
+    w("| seconds | b00t-graph `up --on swarm` | `docker stack deploy` |\n|---|---|---|")
     w(f"| every service healthy (median) | {fmt_s(b['all_healthy']['median'])} | "
       f"{fmt_s(st['all_healthy']['median'])} |")
     w(f"| min – max | {fmt_s(b['all_healthy']['min'])} – {fmt_s(b['all_healthy']['max'])} | "
@@ -636,18 +637,21 @@ def _render_swarm(w: Any) -> None:
       f"{', '.join(f'{v}/{edges}' for v in b['order_violations'])} | "
       f"{', '.join(f'{v}/{edges}' for v in st['order_violations'])} |\n")
     ratio = sw.get("ratio_b00t_over_stack")
+    pairs = [x / y for x, y in zip(b["all_healthy"]["values"], st["all_healthy"]["values"], strict=False) if y]
     if ratio:
-        w(f"b00t-graph takes {fmt_x(ratio)} the time of `docker stack deploy` because it keeps the order and "
+        w(f"b00t-graph takes {fmt_x(ratio)} the time of `docker stack deploy` (ratio of the medians; the median of "
+          f"the {len(pairs)} per-run ratios, each pair run back to back under the same load, is "
+          f"{fmt_x(statistics.median(pairs)) if pairs else '-'}) because it keeps the order and "
           "`docker stack deploy` does not: it ignores `depends_on` and starts all six services at once, so its "
           "time is one layer's, not three.")
     if b.get("swarm_service_to_healthy"):
         first = (f"its own start (the CLI process until the first service exists) "
-                 f"{fmt_s(b['first_service']['median'])} against {fmt_s(st['first_service']['median'])} for "
+                 f"{fmt_s(b['first_service']['median'])} s against {fmt_s(st['first_service']['median'])} s for "
                  "`docker stack deploy`; " if b.get("first_service") and st.get("first_service") else "")
         w(f"Where b00t-graph's time goes (medians): {first}Swarm itself, "
-          f"{fmt_s(b['swarm_service_to_healthy']['median'])} from a service's creation to its task running healthy, "
-          "paid once per layer; b00t-graph's hand-over, from a dependency's task turning healthy to the "
-          f"dependent's service being created, {fmt_s(b['handover']['median'], 3)}.")
+          f"{fmt_s(b['swarm_service_to_healthy']['median'])} s from a service's creation to its task running "
+          "healthy, paid once per layer; b00t-graph's hand-over, from a dependency's task turning healthy to the "
+          f"dependent's service being created, {fmt_s(b['handover']['median'], 3)} s.")
     last = st.get("last_order") or []
     if last:
         w("\nThe stack deploy's last run, edge by edge: the dependent's container start minus its dependency's "

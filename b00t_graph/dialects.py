@@ -82,6 +82,9 @@ KEYS: tuple[KeyUse, ...] = (
     KeyUse("b00t.restart_dependents", True, "`restart` of a dependency restarts this node too (kept in `extra`)"),
     KeyUse("[[b00t.requirements]] kind = \"tcp_port\"", True, "a TCP probe when no health check is set"),
     KeyUse("[b00t.resources] memory_limit, cpu_limit", True, "container limits"),
+    KeyUse("b00t.on = \"swarm\"", True, "runs a docker datum as a Swarm service (as `up --on swarm`)"),
+    KeyUse("[b00t.swarm] replicas, constraints, memory_reservation, cpu_reservation", True,
+           "the Swarm service's replicas, placement and reservations"),
     # mcp
     KeyUse("[[b00t.mcp.stdio]] command, args, env, priority", True, "an MCP launch spec (`mcp-config`)"),
     KeyUse("[[b00t.mcp.httpstream]] url, priority, env", True,

@@ -43,7 +43,7 @@ from .errors import (
     Problem,
 )
 from .loader import Catalog
-from .model import Datum, HealthCheck
+from .model import DOCKER_RUNTIMES, Datum, HealthCheck
 from .runtimes import check_nodes
 
 
@@ -674,7 +674,7 @@ def host_ports(node: Node) -> list[PortClaim]:
     """Host ports a node publishes (docker ``-p``/``ports``) or serves (a process's loopback probe)."""
     spec = node.spec
     out: list[PortClaim] = []
-    if node.runtime == "docker":
+    if node.runtime in DOCKER_RUNTIMES:
         from .runtimes import dockerargs
 
         try:
@@ -710,6 +710,21 @@ def host_ports(node: Node) -> list[PortClaim]:
                 out.append(PortClaim(node.id, spec.path, "tcp", port, "127.0.0.1",
                                      f"serves {hc.http_url} (its http probe)"))
     return out
+
+
+def placed_on(graph: Graph, where: str | None) -> Graph:
+    """``up --on swarm``: every docker node of ``graph`` runs there; ``None`` leaves each datum's own ``on``.
+
+    The config hash stays: where a service runs is not part of its configuration.
+    """
+    if where is None:
+        return graph
+    nodes = {i: attrs.evolve(n, spec=attrs.evolve(n.spec, on=where)) if n.runtime in DOCKER_RUNTIMES else n
+             for i, n in graph.nodes.items()}
+    problems = [p for n in nodes.values() if n.runtime != graph.nodes[n.id].runtime for p in check_nodes([n])]
+    if problems:
+        raise DatumError(problems)
+    return attrs.evolve(graph, nodes=nodes)
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -753,6 +768,7 @@ def config_hash(spec: Datum, env: Mapping[str, str]) -> str:
             "kind": spec.kind, "container_name": spec.container_name, "restart": spec.restart,
             "build": attrs.asdict(spec.build) if spec.build else None,
             "run_env": sorted(spec.run_env.items()) or None,
+            "swarm": attrs.asdict(spec.swarm) if spec.swarm else None,
         }.items() if v is not None},
     }
     blob = json.dumps(payload, sort_keys=True, default=list).encode()

@@ -36,10 +36,10 @@ class Managed:
     """
 
     node: str
-    runtime: str  # docker | process
+    runtime: str  # docker | swarm | process
     project: str | None
-    name: str  # container name, or the record's file stem
-    ref: str  # container id, or pid
+    name: str  # container or service name, or the record's file stem
+    ref: str  # container or service id, or pid
     state: str  # running | restarting | exited
     health: str = ""  # ready | unhealthy (why) | starting | exited N | "" (not looked)
     started: float | None = None  # epoch seconds of the current run
@@ -110,10 +110,10 @@ async def scan(runtimes: RuntimeSet, state_dir: Path, *, project: str | None = A
         return inv
     named = sorted((engines.named if engines is not None else {}).values(), key=lambda e: e.name)
 
-    async def one(spec: EngineSpec | None) -> None:
-        key = "docker" if spec is None else f"docker@{spec.name}"
+    async def one(spec: EngineSpec | None, kind: str = "docker") -> None:
+        key = kind if spec is None else f"{kind}@{spec.name}"
         try:
-            rt = runtimes.for_type("docker") if spec is None else runtimes.for_engine("docker", spec)
+            rt = runtimes.for_type(kind) if spec is None else runtimes.for_engine(kind, spec)
             found = await rt.inventory() if rt is not None and hasattr(rt, "inventory") else []
         except RuntimeUnavailable as exc:
             inv.unavailable[key] = str(exc)
@@ -124,6 +124,8 @@ async def scan(runtimes: RuntimeSet, state_dir: Path, *, project: str | None = A
     async with anyio.create_task_group() as tg:
         for spec in [None, *named]:
             tg.start_soon(one, spec)
+    if "docker" not in inv.unavailable:  # Swarm services of the default engine (none unless a manager)
+        await one(None, "swarm")
     inv.items.sort(key=lambda m: (m.engine, m.node))
     return inv
 

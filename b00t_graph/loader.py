@@ -24,7 +24,7 @@ from cattrs.v import format_exception, transform_error
 from . import dialects, textsafe
 from .engines import CONFIG_NAME
 from .errors import AmbiguousTargetError, DatumError, MissingDependencyError, Problem
-from .model import KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
+from .model import DOCKER_RUNTIMES, KNOWN_TYPES, Datum, HealthCheck, Requirement, Resources
 
 #: A datum file larger than this is refused unread: real ones are a few kilobytes.
 MAX_FILE_BYTES = 1_000_000
@@ -448,7 +448,7 @@ def _structure(doc: dict[str, Any], path: str) -> tuple[Datum | None, list[Probl
     for key in ("command", "args", "docker_args"):
         if isinstance(b00t.get(key), str):
             b00t[key] = split(b00t[key], f"b00t.{key}")
-    for key in ("health_check", "resources"):  # else cattrs says "expected HealthCheck | None"
+    for key in ("health_check", "resources", "swarm"):  # else cattrs says "expected HealthCheck | None"
         if key in b00t and not isinstance(b00t[key], dict):
             problems.append(Problem(path, f"b00t.{key}", f"expected a table, got {_describe(b00t.pop(key))}"))
     hc = b00t.get("health_check")
@@ -524,7 +524,7 @@ def _suggest_key(key: str, msg: str) -> str:
 
 def _check_kind(d: Datum) -> Iterable[Problem]:
     """What each managed type needs to be runnable."""
-    if d.runtime == "docker" and not d.image:
+    if d.runtime in DOCKER_RUNTIMES and not d.image:
         yield Problem(d.path, "b00t.image", "required for a docker datum (e.g. image = \"qdrant/qdrant:latest\")")
     if d.runtime == "process" and not d.command:
         yield Problem(d.path, "b00t.command", "required for a process datum (e.g. command = \"python3\")")

@@ -13,6 +13,10 @@ import attrs
 
 #: Types b00t-graph runs itself; every other known type is a passive node.
 MANAGED_TYPES = frozenset({"docker", "process"})
+#: Runtimes that run a docker datum: a container on the local engine, or a Swarm service.
+DOCKER_RUNTIMES = frozenset({"docker", "swarm"})
+#: ``[b00t] on`` values (``up --on``): where a docker datum runs instead of the local engine.
+PLACES = ("swarm",)
 #: Types with nothing to start of their own: ready once their dependencies are.
 GROUP_TYPES = frozenset({"mcp", "stack"})
 #: Types found in real b00t folders. A type outside this set is most likely a typo.
@@ -92,6 +96,20 @@ class Resources:
 
     memory_limit: str | None = None
     cpu_limit: str | None = None
+
+
+@attrs.frozen
+class Swarm:
+    """``[b00t.swarm]``: a docker datum run as a Swarm service (``[b00t] on = "swarm"`` or ``up --on swarm``).
+
+    ``constraints`` are placement constraints (``node.role == manager``); the reservations are what
+    the scheduler sets aside on a node (limits come from ``[b00t.resources]`` and ``docker_args``).
+    """
+
+    replicas: int = 1
+    constraints: tuple[str, ...] = ()
+    memory_reservation: str | None = None
+    cpu_reservation: str | None = None
 
 
 @attrs.frozen
@@ -201,6 +219,9 @@ class Datum:
     #: ``[b00t.restart]``: supervision by ``up --attach`` (``restart`` above maps onto it when this is unset).
     restart_policy: RestartPolicy | None = None
     build: Build | None = None
+    #: ``[b00t] on``: ``"swarm"`` runs a docker datum as a Swarm service (``None``: the local engine).
+    on: str | None = None
+    swarm: Swarm | None = None
     presence: Presence | None = None
     mcp: tuple[McpLaunch, ...] = ()
     #: Environment set for the service only (e.g. an mcp lifecycle server's ``env``), not exported.
@@ -229,9 +250,8 @@ class Datum:
     @property
     def runtime(self) -> str | None:
         """The runtime that acts for this datum (a key of ``runtimes.RUNTIMES``), or ``None``."""
-        if self.kind is not None:
-            return self.kind
-        return self.type if self.type in MANAGED_TYPES else None
+        kind = self.kind if self.kind is not None else self.type if self.type in MANAGED_TYPES else None
+        return "swarm" if kind == "docker" and self.on == "swarm" else kind
 
     @property
     def managed(self) -> bool:

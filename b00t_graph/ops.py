@@ -32,6 +32,7 @@ from .inventory import (
     scan,
 )
 from .loader import Catalog
+from .model import DOCKER_RUNTIMES
 from .reachability import runtime_reachable
 
 
@@ -170,8 +171,9 @@ async def remove(items: list[Managed], state_dir: Path, engines: Engines | None 
     async with Engine(state_dir=state_dir) as engine:
         for m in items:
             try:
-                if m.runtime == "docker":
-                    rt = docker_runtime(engine.runtimes, m, engines)
+                if m.runtime in DOCKER_RUNTIMES:
+                    rt = (docker_runtime(engine.runtimes, m, engines) if m.runtime == "docker"
+                          else engine.runtimes.for_type(m.runtime))
                     if rt is not None:
                         await rt.remove_managed(m.ref)  # type: ignore[attr-defined]  # DockerRuntime
                 else:

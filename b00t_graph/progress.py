@@ -23,6 +23,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 
 from .graph import Graph
+from .model import DOCKER_RUNTIMES
 from .textsafe import escape
 
 _STYLE = {"ready": "green", "running": "green", "failed": "red", "skipped": "yellow", "cancelled": "yellow",
@@ -242,7 +243,7 @@ def endpoints(graph: Graph, idents: Iterable[str]) -> dict[str, list[str]]:
     for ident in idents:
         node = graph.nodes[ident]
         found = [v for v in node.exports.values() if _URL.match(v)]
-        if node.runtime == "docker":
+        if node.runtime in DOCKER_RUNTIMES:
             try:
                 from .runtimes.dockerargs import plan
                 from .runtimes.ports import published

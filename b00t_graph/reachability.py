@@ -14,6 +14,8 @@ import stat
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from .model import DOCKER_RUNTIMES
+
 _TIMEOUT = 0.5
 
 
@@ -69,6 +71,6 @@ def runtime_reachable(kind: str, environ: Mapping[str, str] | None = None) -> st
     ``docker@NAME`` (a named engine) is answered by :func:`~b00t_graph.graph.compile_graph`, which
     knows the engines; here it is the default engine's answer.
     """
-    if kind == "docker" or kind.startswith("docker@"):
+    if kind in DOCKER_RUNTIMES or kind.startswith("docker@"):  # a swarm manager is a docker engine first
         return _docker(tuple(docker_hosts(os.environ if environ is None else environ)))
     return None  # local processes, presence checks and probes need nothing to be reachable

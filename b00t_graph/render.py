@@ -50,7 +50,7 @@ def what(node: Node) -> str:
     if node.runtime == "presence" and s.presence is not None:
         return "check " + shlex.join(s.presence.command) + (f"  (install: {s.install or s.presence.install})"
                                                             if (s.install or s.presence.install) else "")
-    if node.runtime == "docker":
+    if node.runtime in ("docker", "swarm"):
         from .runtimes.dockerargs import image_of
 
         image = image_of(s)

@@ -24,6 +24,7 @@ import attrs
 
 from .errors import DatumError, Problem
 from .graph import Graph, Node
+from .model import DOCKER_RUNTIMES
 
 #: host namespaces a container can share (``--pid host`` …): flag → HostConfig field
 _NAMESPACES = {"pid": "PidMode", "network": "NetworkMode", "ipc": "IpcMode", "userns": "UsernsMode",
@@ -49,7 +50,7 @@ class Concern:
 
 def privileged(node: Node) -> list[Concern]:
     """What makes ``node`` privileged (empty: nothing): flags, shared namespaces, host mounts, sudo."""
-    if node.runtime == "docker":
+    if node.runtime in DOCKER_RUNTIMES:
         return _docker(node)
     if node.runtime == "process" and node.spec.command:
         prog = os.path.basename(node.spec.command[0])

@@ -111,6 +111,8 @@ def supervisable(res: RunResult) -> list[str]:
         node = res.graph.nodes[ident]
         if tm.status not in ("ready", "running") or tm.action.checks or not node.spec.managed:
             continue
+        if node.runtime == "swarm":
+            continue  # Swarm restarts its tasks itself
         if node.runtime in ("docker", "process") or node.spec.kind in ("docker", "process"):
             out.append(ident)
     return out

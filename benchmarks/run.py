@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick    # a smoke run: fewer repeats, fewer compose runs
     python benchmarks/run.py --report   # only rewrite RESULTS.md from benchmarks/results/*.json
     python benchmarks/run.py --soak     # only the soak (100 faulty up/down cycles; ~25 min), then the report
+    python benchmarks/run.py --swarm    # only up --on swarm vs docker stack deploy (~10 min), then the report
 
 Each benchmark runs in its own process (``bench_scheduler.py``, ``bench_compose.py``)
 and leaves its numbers in ``benchmarks/results/``; this script times the whole run
@@ -13,6 +14,7 @@ and renders the tables, the settings and the verdict on every target of issue 5.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -89,6 +91,7 @@ def render(meta: dict[str, Any], sched: dict[str, Any] | None, comp: dict[str, A
     _render_experiments(w)
     _render_clients(w, targets)
     _render_soak(w, targets)
+    _render_swarm(w)
     if sched:
         _render_scheduler(sched, w, targets)
     if dur is not None:
@@ -608,6 +611,59 @@ def _render_soak(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> No
                     "" if total == 0 else "see `leak_details` in benchmarks/results/soak.json"))
 
 
+def _render_swarm(w: Any) -> None:
+    """``up --on swarm`` vs ``docker stack deploy`` (``--swarm``, not part of ``make bench``)."""
+    sw = bl.read_result("swarm")
+    if not sw:
+        return
+    b, st = sw["tools"]["b00t"], sw["tools"]["stack"]
+    edges = st["edges"] or b["edges"]
+    w("## Docker Swarm: `up --on swarm` vs `docker stack deploy`\n")
+    w(f"From `python benchmarks/run.py --swarm` (not part of `make bench`), run of {sw['machine']['date']}, load "
+      f"average {sw['machine'].get('loadavg', '?')} at the start: a single-node swarm on the engine above; 6 "
+      f"services in 3 layers of 2, each depending on both services of the layer below ({edges} edges), each "
+      f"serving after {sw['delay_s']} s, with the same HEALTHCHECK for both tools (`{sw['healthcheck']['test']}`, "
+      f"interval {sw['healthcheck']['interval']}). b00t-graph: a folder of docker datums, `up --on swarm`; "
+      "docker: the equivalent compose file (`depends_on`, `healthcheck`), `docker stack deploy "
+      "--resolve-image never`. Time until every service's task runs healthy, from the engine's own "
+      f"timestamps; medians of {b['all_healthy']['n']} / {st['all_healthy']['n']} alternating runs.\n")
+    w("| seconds | b00t-graph `up --on swarm` | `docker stack deploy` |\n|---|---|---|")
+    w(f"| every service healthy (median) | {fmt_s(b['all_healthy']['median'])} | "
+      f"{fmt_s(st['all_healthy']['median'])} |")
+    w(f"| min – max | {fmt_s(b['all_healthy']['min'])} – {fmt_s(b['all_healthy']['max'])} | "
+      f"{fmt_s(st['all_healthy']['min'])} – {fmt_s(st['all_healthy']['max'])} |")
+    w(f"| the command returned (median) | {fmt_s(b['returned']['median'])} | {fmt_s(st['returned']['median'])} |")
+    w(f"| edges whose dependent started before its dependency was healthy, per run | "
+      f"{', '.join(f'{v}/{edges}' for v in b['order_violations'])} | "
+      f"{', '.join(f'{v}/{edges}' for v in st['order_violations'])} |\n")
+    ratio = sw.get("ratio_b00t_over_stack")
+    pairs = [x / y for x, y in zip(b["all_healthy"]["values"], st["all_healthy"]["values"], strict=False) if y]
+    if ratio:
+        w(f"b00t-graph takes {fmt_x(ratio)} the time of `docker stack deploy` (ratio of the medians; the median of "
+          f"the {len(pairs)} per-run ratios, each pair run back to back under the same load, is "
+          f"{fmt_x(statistics.median(pairs)) if pairs else '-'}) because it keeps the order and "
+          "`docker stack deploy` does not: it ignores `depends_on` and starts all six services at once, so its "
+          "time is one layer's, not three.")
+    if b.get("swarm_service_to_healthy"):
+        first = (f"its own start (the CLI process until the first service exists) "
+                 f"{fmt_s(b['first_service']['median'])} s against {fmt_s(st['first_service']['median'])} s for "
+                 "`docker stack deploy`; " if b.get("first_service") and st.get("first_service") else "")
+        w(f"Where b00t-graph's time goes (medians): {first}Swarm itself, "
+          f"{fmt_s(b['swarm_service_to_healthy']['median'])} s from a service's creation to its task running "
+          "healthy, paid once per layer; b00t-graph's hand-over, from a dependency's task turning healthy to the "
+          f"dependent's service being created, {fmt_s(b['handover']['median'], 3)} s.")
+    last = st.get("last_order") or []
+    if last:
+        w("\nThe stack deploy's last run, edge by edge: the dependent's container start minus its dependency's "
+          "healthy time (negative: it started before its dependency was ready):\n")
+        w("| dependent | dependency | started − dependency healthy |\n|---|---|---|")
+        for o in last:
+            w(f"| {o['dependent']} | {o['dependency']} | {o['started_minus_dep_healthy_s']:+.2f} s |")
+    if sw.get("failures"):
+        w("\nFailed runs: " + "; ".join(f.splitlines()[0] for f in sw["failures"]))
+    w("")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and compose runs (a smoke run)")
@@ -619,12 +675,19 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="only rewrite RESULTS.md from the saved results")
     ap.add_argument("--experiments", action="store_true",
                     help="only run the sensitivity experiments (one setting changed each; ~15 min), then the report")
+    ap.add_argument("--swarm", action="store_true",
+                    help="only run the Swarm benchmark (up --on swarm vs docker stack deploy), then the report")
     ap.add_argument("--soak", action="store_true",
                     help="only run the soak (100 up/down cycles with faults, counting leaks), then the report")
     args = ap.parse_args()
 
     rc = 0
-    if args.soak:
+    if args.swarm:
+        if not _docker_ok():
+            print("no Docker engine", file=sys.stderr)
+            return 1
+        rc |= _run("bench_swarm.py", ["--runs", str(args.runs or 5)])
+    elif args.soak:
         if not _docker_ok():
             print("no Docker engine", file=sys.stderr)
             return 1
@@ -657,7 +720,7 @@ def main() -> int:
     meta = bl.read_result("run") or {}
     RESULTS_MD.write_text(render(meta, bl.read_result("scheduler"), bl.read_result("compose")))
     print(f"wrote {RESULTS_MD}")
-    if meta.get("duration_s") and not (args.experiments or args.report or args.soak):
+    if meta.get("duration_s") and not (args.experiments or args.report or args.soak or args.swarm):
         print(f"the whole run took {meta['duration_s'] / 60:.1f} min")
     return rc
 

@@ -26,6 +26,7 @@ from ..errors import (
 from ..graph import Graph
 from ..loader import Catalog, datum_dirs, load_catalog
 from ..locks import default_state_dir, state_dir_problem
+from ..model import PLACES
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -295,18 +296,24 @@ def parse_engine(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+on_opt = click.option("--on", "on", type=click.Choice(PLACES), default=None,
+                      help="Run every docker datum there instead of on the local engine (swarm: as Swarm services; "
+                           "a datum's own `[b00t] on` does this for one datum). Give it to `down` too.")
+
+
 def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (), offline: bool = False,
-           engine: Sequence[str] = ()) -> Graph:
+           engine: Sequence[str] = (), on: str | None = None) -> Graph:
     from ..capabilities import parse_use
-    from ..graph import compile_graph
+    from ..graph import compile_graph, placed_on
     from ..reachability import runtime_reachable
 
     cat = _catalog(datums)
     try:
         # Offline, a capability provider is usable when it loads and its env is set; otherwise its
         # runtime must also be reachable (one socket connect, remembered).
-        graph = compile_graph(cat, targets, use=parse_use(use), reachable=None if offline else runtime_reachable,
-                              engine_of=parse_engine(engine))
+        graph = placed_on(compile_graph(cat, targets, use=parse_use(use),
+                                        reachable=None if offline else runtime_reachable,
+                                        engine_of=parse_engine(engine)), on)
     except B00tGraphError as exc:
         _fail(exc)
     if _debug():  # broken datums the request does not need do not stop it; say so only when asked

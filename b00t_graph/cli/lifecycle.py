@@ -28,6 +28,7 @@ from ._common import (
     datums_opt,
     engine_opt,
     err,
+    on_opt,
     out,
     project_opt,
     state_opt,
@@ -63,10 +64,11 @@ from ._common import (
                    "then take down what this run started (exit 0 when that went cleanly).")
 @use_opt
 @engine_opt
+@on_opt
 def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
        no_recreate: bool, fail_fast: bool, timings_json: Path | None, print_env: bool, env_format: str | None,
        install_missing: bool, deny_privileged: bool, keep_failed: bool, show_logs: bool, attach: bool,
-       use: tuple[str, ...], engine: tuple[str, ...]) -> None:
+       use: tuple[str, ...], engine: tuple[str, ...], on: str | None) -> None:
     """Bring targets up: every node starts as soon as its own dependencies are ready.
 
     \b
@@ -77,12 +79,13 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       b00t-graph up demo.stack -p ci-42          # in a project of its own
       b00t-graph up grok --logs                  # a failing node's last log lines at once
       b00t-graph up demo.stack --attach          # supervise in the foreground; Ctrl-C takes it down
+      b00t-graph up demo.stack --on swarm        # every docker datum as a Swarm service
     """
     from .. import render
     from ..engine import Engine
     from ..progress import make_reporter
 
-    graph = _graph(datums, targets, use, engine=engine)
+    graph = _graph(datums, targets, use, engine=engine, on=on)
     if deny_privileged:
         _deny_privileged(graph)
     if not quiet:
@@ -191,9 +194,10 @@ def _after_up(res: RunResult, targets: tuple[str, ...]) -> None:
               "(TARGETS, if given, are patterns of node names).")
 @use_opt
 @engine_opt
+@on_opt
 def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
          volumes: bool, force: bool, orphans: bool, everything: bool, use: tuple[str, ...],
-         engine: tuple[str, ...]) -> None:
+         engine: tuple[str, ...], on: str | None) -> None:
     """Stop and remove what b00t-graph started, dependents first; never what it did not create.
 
     A node that a running node outside the targets still depends on is kept (and said so);
@@ -216,7 +220,7 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
         return
     if not targets:
         raise click.UsageError("name a target, or give --orphans or --all")
-    down_targets(targets, datums, state_dir, quiet, volumes, use, force, project=project, engine=engine)
+    down_targets(targets, datums, state_dir, quiet, volumes, use, force, project=project, engine=engine, on=on)
 
 
 @click.command()
@@ -227,9 +231,10 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 @click.option("--json", "as_json", is_flag=True)
 @use_opt
 @engine_opt
+@on_opt
 def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
            as_json: bool,
-           use: tuple[str, ...], engine: tuple[str, ...]) -> None:
+           use: tuple[str, ...], engine: tuple[str, ...], on: str | None) -> None:
     """Each node's state, changing nothing; without a target, what `ps` shows.
 
     \b
@@ -246,7 +251,7 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
     from .. import render
     from ..engine import Engine
 
-    graph = _graph(datums, targets, use, engine=engine)
+    graph = _graph(datums, targets, use, engine=engine, on=on)
     unavailable: dict[str, str] = {}
 
     async def go() -> tuple[Any, Any]:

@@ -64,8 +64,9 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
 @state_opt
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: one object per managed thing.")
 def ps(datums: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
-    """Everything b00t-graph manages here: containers (all projects) and processes, with health, uptime,
-    ports, URLs, config drift and orphans (whose datum is gone or renamed).
+    """Everything b00t-graph manages here: containers and Swarm services (all projects) and processes, with
+    health (a service's running/desired tasks), uptime, ports, URLs, config drift and orphans (whose datum
+    is gone or renamed).
 
     \b
     Example: b00t-graph ps --json
@@ -147,12 +148,13 @@ def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: b
 
 
 def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path | None, quiet: bool, volumes: bool,
-                 use: Sequence[str], force: bool, project: str | None = None, engine: Sequence[str] = ()) -> None:
+                 use: Sequence[str], force: bool, project: str | None = None, engine: Sequence[str] = (),
+                 on: str | None = None) -> None:
     """``down TARGET``: keeps what a running node outside TARGET needs (``--force``: stops those first)."""
     from ..ops import down as do_down
 
     cat = _catalog(datums)
-    graph = _graph(datums, targets, use, engine=engine)
+    graph = _graph(datums, targets, use, engine=engine, on=on)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> DownOutcome:
@@ -190,7 +192,7 @@ def down_managed(datums: Sequence[str], state_dir: Path | None, quiet: bool, vol
             failures.update({i: str(e) for i, e in res.failures.items()})
     else:
         removed = _run(lambda: remove_orphans(cat, sd, patterns=patterns, project=project))
-    names += [f"{m.node} ({m.runtime} {m.name if m.runtime == 'docker' else 'pid ' + m.ref}"
+    names += [f"{m.node} ({m.runtime} {m.name if m.runtime in ('docker', 'swarm') else 'pid ' + m.ref}"
               + (", orphan)" if m.orphan or m.node not in cat.datums else ")") for m in removed.items]
     failures.update(removed.failures)
     if not quiet:

@@ -14,6 +14,7 @@ from ._common import (
     complete_targets,
     datums_opt,
     engine_opt,
+    on_opt,
     out,
     project_opt,
     state_opt,
@@ -33,9 +34,10 @@ from ._common import (
 @click.option("--no-recreate", is_flag=True, help="Plan as `up --no-recreate` would.")
 @use_opt
 @engine_opt
+@on_opt
 def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
          as_json: bool, fmt: str,
-         offline: bool, no_recreate: bool, use: tuple[str, ...], engine: tuple[str, ...]) -> None:
+         offline: bool, no_recreate: bool, use: tuple[str, ...], engine: tuple[str, ...], on: str | None) -> None:
     """Show what `up` would do, changing nothing: the graph, each node's env and the actions.
 
     \b
@@ -48,7 +50,7 @@ def plan(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
     from .. import render
     from ..engine import Engine
 
-    graph = _graph(datums, targets, use, offline=offline, engine=engine)
+    graph = _graph(datums, targets, use, offline=offline, engine=engine, on=on)
     if fmt == "dot":
         click.echo(render.dot(graph))
         return

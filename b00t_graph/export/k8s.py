@@ -34,6 +34,7 @@ import attrs
 
 from ..envtext import looks_secret
 from ..graph import Graph, Node
+from ..model import DOCKER_RUNTIMES
 from ..runtimes import dockerargs
 
 #: The image of the wait init containers: busybox has ``sh``, ``wget`` and ``nc``, and is ~2 MB.
@@ -492,7 +493,7 @@ def to_manifests(graph: Graph, *, wait_image: str = WAIT_IMAGE) -> K8sExport:
             notes.append(f"{ident}: a process node has no image: left out of the export "
                          "(run it as a docker datum to deploy it)")
             continue
-        if node.runtime != "docker":
+        if node.runtime not in DOCKER_RUNTIMES:
             continue
         name = dns_name(node.spec.name)
         if name in used:

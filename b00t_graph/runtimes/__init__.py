@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from ..errors import Problem
+from ..model import DOCKER_RUNTIMES
 
 if TYPE_CHECKING:
     from ..engines import EngineSpec
@@ -149,6 +150,7 @@ RUNTIMES: dict[str, str] = {
     "process": "b00t_graph.runtimes.process:ProcessRuntime",
     "presence": "b00t_graph.runtimes.presence:PresenceRuntime",
     "probe": "b00t_graph.runtimes.probe:ProbeRuntime",
+    "swarm": "b00t_graph.runtimes.swarm:SwarmRuntime",
 }
 
 
@@ -161,7 +163,11 @@ def load_runtime(kind: str) -> type[Runtime]:
 
 def check_node(node: Node) -> Iterable[Problem]:
     """Runtime-specific validation before anything starts (e.g. unsupported ``docker_args``)."""
-    if node.runtime == "docker":
+    if node.spec.on is not None or node.spec.swarm is not None:
+        from .swarmspec import check as check_swarm
+
+        yield from check_swarm(node)
+    if node.runtime in DOCKER_RUNTIMES:
         from .dockerargs import check
 
         yield from check(node)
@@ -172,7 +178,7 @@ def check_nodes(nodes: Iterable[Node]) -> Iterable[Problem]:
     nodes = list(nodes)
     for node in nodes:
         yield from check_node(node)
-    docker = [n for n in nodes if n.runtime == "docker"]
+    docker = [n for n in nodes if n.runtime in DOCKER_RUNTIMES]
     if len(docker) > 1:
         from .dockerargs import check_names
 

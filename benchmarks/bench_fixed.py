@@ -19,7 +19,6 @@ Results go to ``benchmarks/results/<name>.json``; ``run.py`` renders them into R
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import socket
 import statistics

@@ -13,7 +13,6 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-
 from ..errors import PortInUse
 from ..model import HealthCheck
 

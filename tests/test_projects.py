@@ -191,7 +191,8 @@ def test_stop_and_restart_cli_take_a_project(write_datums: WriteDatums, svc: Pat
     assert "stopped 1 node(s)" in proc.stderr
     assert wait_gone(b) and alive(a2)
     assert status_of(folder, state_dir, "-p", "a", env={"WEB_PORT": str(ports["a"])}) == "running"
-    proc = cli("down", "web", "-d", str(folder), "-p", "a", "-q", state_dir=state_dir, env={"WEB_PORT": str(ports["a"])})
+    proc = cli("down", "web", "-d", str(folder), "-p", "a", "-q", state_dir=state_dir,
+               env={"WEB_PORT": str(ports["a"])})
     assert proc.returncode == 0, proc.stderr
     assert wait_gone(a2)
 

@@ -19,6 +19,7 @@ Results go to ``benchmarks/results/<name>.json``; ``run.py`` renders them into R
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import statistics
@@ -117,6 +118,15 @@ def first_request(proxy: Proxy, argv: list[str], env: dict[str, str]) -> tuple[f
     return proxy.first - t0, proxy.first_line
 
 
+def user_env(base: dict[str, str] | None, pycache: Path) -> dict[str, str]:
+    """The environment a person's shell has: bytecode caches on (a CI or sandbox may switch them off;
+    every tool would then compile its sources at every start), kept in our own folder."""
+    env = dict(os.environ if base is None else base)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
 def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
     took, proc = bc._run(argv, env)
     if proc.returncode != 0:
@@ -127,14 +137,14 @@ def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 
 
-def import_profile(runs: int, top: int = 12) -> dict[str, Any]:
+def import_profile(runs: int, env: dict[str, str], top: int = 12) -> dict[str, Any]:
     """``-X importtime`` of ``b00t_graph.cli``: total (µs → s), and the modules costing most themselves."""
     totals: list[float] = []
     selfs: dict[str, list[int]] = {}
     cumul: dict[str, list[int]] = {}
     for _ in range(runs):
         err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import b00t_graph.cli"],
-                             capture_output=True, text=True, check=True).stderr
+                             capture_output=True, text=True, check=True, env=env).stderr
         total = 0
         for line in err.splitlines():
             m = _IMPORT_LINE.match(line)
@@ -159,9 +169,9 @@ def import_profile(runs: int, top: int = 12) -> dict[str, Any]:
     }
 
 
-def python_floor(runs: int) -> dict[str, Any]:
+def python_floor(runs: int, env: dict[str, str]) -> dict[str, Any]:
     """A bare interpreter's start and exit: the part no Python tool can save."""
-    return bl.summary([wall([sys.executable, "-c", "pass"]) for _ in range(runs)])
+    return bl.summary([wall([sys.executable, "-c", "pass"], env) for _ in range(runs)])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -182,8 +192,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for p in gens_prefixes:
         api.sweep(p, log)
     tmp = Path(tempfile.mkdtemp(prefix=bc.PREFIX + "fx-"))
-    data: dict[str, Any] = {"settings": {"runs": runs, "ensure_calls": calls}, "machine": bl.machine(),
-                            "failures": []}
+    import b00t_graph
+
+    data: dict[str, Any] = {"settings": {"runs": runs, "ensure_calls": calls,
+                                         "code": str(Path(b00t_graph.__file__).parent.parent)},
+                            "machine": bl.machine(), "failures": []}
     layered = bc.generate(_scenario("layered"), tmp, args.port_base, "http")
     wide = bc.generate(_scenario("wide"), tmp, args.port_base + 30, "http")
     b_layered = bc.B00t(layered, tmp / "state-layered")
@@ -191,7 +204,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (tmp / "compose").mkdir()
     compose = bc.Compose(bc.generate(_scenario("layered"), tmp / "compose", args.port_base + 50, "http"), 1000)
     proxy = Proxy(tmp / "proxy.sock")
-    via_proxy = {**b_layered.env, "DOCKER_HOST": f"unix://{proxy.path}"}
+    pycache = tmp / "pycache"
+    b_env = user_env(b_layered.env, pycache)
+    c_env = user_env(None, pycache)
+    via_proxy = {**b_env, "DOCKER_HOST": f"unix://{proxy.path}"}
     res: dict[str, list[float]] = {k: [] for k in (
         "b00t_first_up", "b00t_first_ps", "compose_first_up", "compose_first_ps",
         "b00t_warm_up", "compose_warm_up", "b00t_ps", "compose_ps")}
@@ -216,14 +232,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 took, line = first_request(proxy, cmd, via_proxy)
                 res[key].append(took)
                 first_lines[key] = line
-            walls = [("b00t_warm_up", b_up, b_layered.env), ("compose_warm_up", c_up, None),
-                     ("b00t_ps", b_ps, b_layered.env), ("compose_ps", c_ps, None)]
+            walls = [("b00t_warm_up", b_up, b_env), ("compose_warm_up", c_up, c_env),
+                     ("b00t_ps", b_ps, b_env), ("compose_ps", c_ps, c_env)]
             for key, cmd, env in walls[r % 4:] + walls[:r % 4]:
                 res[key].append(wall(cmd, env))
             log(f"run {r + 1}/{runs}: " + ", ".join(f"{k} {v[-1] * 1e3:.0f} ms" for k, v in res.items()))
         data["process"] = {k: bl.summary(v) for k, v in res.items()}
         data["first_request_line"] = first_lines
-        data["python_floor"] = python_floor(runs)
+        data["python_floor"] = python_floor(runs, c_env)
         ens: dict[str, Any] = {}
         for label, tool in (("wide20", b_wide), ("layered30", b_layered)):
             for backend in ("asyncio", "trio"):
@@ -232,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ens[f"{label}_{backend}"] = bl.summary(lat)
                 log(f"ensure() {label} on {backend}: median {statistics.median(lat) * 1e3:.1f} ms")
         data["ensure"] = ens
-        data["imports"] = import_profile(runs)
+        data["imports"] = import_profile(runs, b_env)
         log(f"import b00t_graph.cli: {data['imports']['total']['median'] * 1e3:.0f} ms; heavy modules loaded: "
             f"{', '.join(data['imports']['heavy_loaded']) or 'none'}")
     except bc.RunFailed as exc:

@@ -76,7 +76,6 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       b00t-graph up grok --logs                  # a failing node's last log lines at once
       b00t-graph up demo.stack --attach          # supervise in the foreground; Ctrl-C takes it down
     """
-    from .. import render
     from ..engine import Engine
     from ..progress import make_reporter
 
@@ -101,6 +100,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     res, interrupted = _run(go)
     if res is None:  # cancelled before the run returned its result
         _interrupted(targets, datums, state_dir, project)
+    from .. import render
+
     if timings_json:
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:

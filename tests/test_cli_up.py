@@ -299,7 +299,7 @@ def _heavy_imports(state_dir: Path, *args: str) -> set[str]:
 
 def test_a_quiet_up_of_processes_imports_no_docker_client_and_no_rich(
         write_datums: WriteDatums, state_dir: Path, reaper: Reaper) -> None:
-    folder = write_datums({"sleeper.process": '[b00t]\nname = "sleeper"\ntype = "process"\ncommand = ["sleep", "30"]\n'})
+    folder = write_datums({"sleeper.process": '[b00t]\ntype = "process"\ncommand = ["sleep", "30"]\n'})
     reaper.down_on_exit(["sleeper.process"], folder)
     loaded = _heavy_imports(state_dir, "up", "-q", "-d", str(folder), "sleeper.process")
     assert loaded == {"psutil"}  # the process runtime's; nothing a process-only run does not use

@@ -271,6 +271,84 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return data
 
 
+# --- rendering (called by run.py) -------------------------------------------------------------------
+
+TARGETS = {"first_request": 0.15, "warm_up": 0.2, "ensure_wide20": 0.040}
+
+
+def _ms(s: dict[str, Any] | None) -> str:
+    if not s or s.get("median") is None:
+        return "–"
+    return f"{s['median'] * 1e3:.0f} ({s['min'] * 1e3:.0f}–{s['max'] * 1e3:.0f})"
+
+
+def _x(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    r = bl.ratio((a or {}).get("median"), (b or {}).get("median"))
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def render_section(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
+    """The fixed costs, before (main when the change was made) and after, each run with its own compose."""
+    runs = [(label, bl.read_result(name)) for label, name in (("before", "fixed-before"), ("after", "fixed"))]
+    runs = [(label, d) for label, d in runs if d and d.get("process")]
+    if not runs:
+        return
+    w("## Fixed costs a person feels\n")
+    w("`benchmarks/bench_fixed.py`: a 30-container stack (`layered`) already running, for b00t-graph and as the "
+      "same compose project; each command's whole process, bytecode caches on (as in a person's shell). "
+      "*First request*: from spawning the command to its first Engine API request arriving at a forwarding "
+      "socket (`DOCKER_HOST=unix://…`) that timestamps it. Milliseconds, medians with min–max; ratio = "
+      "b00t-graph ÷ docker-compose in the same run. *before* is the code before this work, *after* the "
+      "current code; each with its own compose runs (the machine's load differs between the two).\n")
+    w("| measure | " + " | ".join(f"{label}: b00t-graph | {label}: compose | {label}: ratio"
+                                      for label, _ in runs) + " |")
+    w("|---|" + "---|---|---|" * len(runs))
+    rows = [("first request, `up`", "b00t_first_up", "compose_first_up"),
+            ("first request, `ps`", "b00t_first_ps", "compose_first_ps"),
+            ("warm `up` (whole process)", "b00t_warm_up", "compose_warm_up"),
+            ("`ps` (whole process)", "b00t_ps", "compose_ps")]
+    for label, bk, ck in rows:
+        cells = []
+        for _, d in runs:
+            p = d["process"]
+            cells.append(f"{_ms(p.get(bk))} | {_ms(p.get(ck))} | {_x(p.get(bk), p.get(ck))}")
+        w(f"| {label} | " + " | ".join(cells) + " |")
+    w("| `python -c pass` (the floor) | " + " | ".join(f"{_ms(d.get('python_floor'))} | | " for _, d in runs) + " |")
+    w("")
+    w("In-process `ensure()` of the running graph (ms, median of "
+      + ", ".join(f"{d['settings']['ensure_calls']} calls {label}" for label, d in runs) + "):\n")
+    w("| graph | backend | " + " | ".join(label for label, _ in runs) + " |")
+    w("|---|---|" + "---|" * len(runs))
+    for g, gl in (("wide20", "20 independent"), ("layered30", "30 in 4 layers")):
+        for backend in ("asyncio", "trio"):
+            w(f"| {gl} | {backend} | "
+              + " | ".join(_ms((d.get("ensure") or {}).get(f"{g}_{backend}")) for _, d in runs) + " |")
+    w("")
+    w("`python -X importtime -c \"import b00t_graph.cli\"`: total and the costliest imports (cumulative ms):\n")
+    for label, d in runs:
+        imp = d.get("imports") or {}
+        top = ", ".join(f"`{m}` {c * 1e3:.0f}" for m, c, _ in (imp.get("top_cumulative") or [])[:8])
+        w(f"- **{label}**: {_ms(imp.get('total'))} ms over {imp.get('modules', '?')} modules; heavy ones loaded: "
+          f"{', '.join(imp.get('heavy_loaded') or []) or 'none'}. Top: {top}")
+    w("")
+    label, d = runs[-1]
+    p = d["process"]
+    first = (p.get("b00t_first_up") or {}).get("median")
+    warm = (p.get("b00t_warm_up") or {}).get("median")
+    ens = ((d.get("ensure") or {}).get("wide20_asyncio") or {}).get("median")
+    busy = f"machine load {d['machine'].get('loadavg', '?')}; compose in the same run: see the ratios"
+    if first is not None:
+        targets.append(("process start → first engine request ≤ 0.15 s", f"{first:.3f} s ({label})",
+                        first <= TARGETS["first_request"], "" if first <= TARGETS["first_request"] else busy))
+    if warm is not None:
+        targets.append(("warm `up` of a running 30-container stack ≤ 0.2 s", f"{warm:.3f} s "
+                        f"({_x(p.get('b00t_warm_up'), p.get('compose_warm_up'))} compose)",
+                        warm <= TARGETS["warm_up"], "" if warm <= TARGETS["warm_up"] else busy))
+    if ens is not None:
+        targets.append(("`ensure()` of a running 20-node graph ≤ 40 ms", f"{ens * 1e3:.0f} ms",
+                        ens <= TARGETS["ensure_wide20"], "" if ens <= TARGETS["ensure_wide20"] else busy))
+
+
 if __name__ == "__main__":
     main()
     sys.exit(0)

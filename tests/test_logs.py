@@ -6,12 +6,14 @@ import json
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
-from b00t_graph.logstream import Line, merge, parse_docker_line, parse_duration
+from b00t_graph.logstream import Line, ProcessLog, merge, parse_docker_line, parse_duration
 from tests.procutil import Reaper, cli, cli_popen, wait_for
 
 
@@ -33,18 +35,70 @@ def rows(stdout: str) -> list[tuple[str, str]]:
     return out
 
 
+def _after(marker: str) -> str:
+    """Shell: wait until the file ``marker`` exists (in the datum folder, the process's cwd)."""
+    return f"while [ ! -e {marker} ]; do sleep 0.05; done; sleep 0.3"
+
+
 @pytest.fixture
 def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper) -> Path:
-    """a prints a1, then a2 1.2 s later; b prints b1 0.6 s after it starts: by time a1, b1, a2."""
+    """a prints a1; b prints b1 after it; a prints a2 after that (handshakes through files, so the
+    order by write time is a1, b1, a2 however loaded the machine is)."""
     d = write_datums({
-        "a.process": shell_datum("a", "echo a1; sleep 1.2; echo a2; exec sleep 60"),
-        "b.process": shell_datum("b", "sleep 0.6; echo b1; exec sleep 60"),
+        "a.process": shell_datum("a", f"echo a1; touch a1.done; {_after('b1.done')}; echo a2; exec sleep 60"),
+        "b.process": shell_datum("b", f"{_after('a1.done')}; echo b1; touch b1.done; exec sleep 60"),
     })
     reaper.down_on_exit(["a.process", "b.process"], d)
     r = cli("up", "a", "b", "-d", str(d), "-q", state_dir=state_dir)
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: "a2" in (state_dir / "process" / "a.process.log").read_text(), what="a2 written")
+    wait_for(lambda: "a2" in (state_dir / "process" / "a.process.log").read_text(), what="a2 written", timeout=30)
     return d
+
+
+def _stamps(stdout: str) -> dict[str, float]:
+    """``logs -t`` lines → text → the printed time (epoch seconds; printed in local time, to the ms)."""
+    import datetime as dt
+
+    out = {}
+    for _, text in rows(stdout):
+        stamp, _, line = text.partition(" ")
+        out[line] = dt.datetime.fromisoformat(stamp).timestamp()
+    return out
+
+
+def test_a_line_carries_its_write_time_for_logs_t_and_since(write_datums: Callable[..., Path], state_dir: Path,
+                                                            reaper: Reaper) -> None:
+    """A long first line, then two short ones written on cue: an estimate by offset would put the
+    middle line near the last one; its stamp is when it was written."""
+    d = write_datums({"w.process": shell_datum(
+        "w", f"echo {'x' * 2000}; {_after('go2')}; echo middle; {_after('go3')}; echo last; exec sleep 60")})
+    reaper.down_on_exit(["w.process"], d)
+    assert cli("up", "w", "-d", str(d), "-q", state_dir=state_dir).returncode == 0
+    log = state_dir / "process" / "w.process.log"
+    times = {}
+    for cue, line in (("go2", "middle"), ("go3", "last")):
+        time.sleep(1.0)
+        before = time.time()
+        (d / cue).touch()
+        wait_for(lambda line=line: line in log.read_text(), what=f"{line} written", timeout=30)
+        times[line] = (before, time.time())
+
+    r = cli("logs", "-t", "w", "-d", str(d), state_dir=state_dir)
+    assert r.returncode == 0, r.stderr
+    printed = _stamps(r.stdout)
+    assert list(printed) == ["x" * 2000, "middle", "last"]
+    for line, (before, after) in times.items():
+        assert before <= printed[line] + 0.001 and printed[line] <= after + 0.001, (line, before, printed, after)
+
+    async def since(cut: float) -> list[str]:
+        src = ProcessLog("w.process", log, log.with_suffix(".json"))
+        return [ln.text for ln in await src.history(cut, None)]
+
+    # cut between the middle line's write and the last's: only the last is newer
+    assert anyio.run(since, times["last"][0]) == ["last"]
+    assert anyio.run(since, times["middle"][0]) == ["middle", "last"]
+    r = cli("logs", "w", "-d", str(d), "--since", "1h", state_dir=state_dir)
+    assert [t for _, t in rows(r.stdout)] == ["x" * 2000, "middle", "last"]
 
 
 def test_logs_interleaves_two_processes_by_time(two: Path, state_dir: Path) -> None:

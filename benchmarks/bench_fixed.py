@@ -338,7 +338,8 @@ def render_section(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> 
     ens = ((d.get("ensure") or {}).get("wide20_asyncio") or {}).get("median")
     floor = (d.get("python_floor") or {}).get("median")
     busy = (f"a shared, overloaded machine: load {d['machine'].get('loadavg', '?')} at the start, a bare "
-            f"`python -c pass` took {floor * 1e3:.0f} ms (CPython 3.11 usually starts in 10–20 ms); compare the ratios to compose"
+            f"`python -c pass` took {floor * 1e3:.0f} ms (CPython 3.11 usually starts in 10–20 ms); "
+            "compare the ratios to compose"
             if floor else "see the ratios to compose")
     if first is not None:
         targets.append(("process start → first engine request ≤ 0.15 s", f"{first:.3f} s ({label})",

@@ -41,12 +41,14 @@ def _after(marker: str) -> str:
 
 
 @pytest.fixture
-def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper) -> Path:
-    """a prints a1; b prints b1 after it; a prints a2 after that (handshakes through files, so the
-    order by write time is a1, b1, a2 however loaded the machine is)."""
+def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper, tmp_path: Path) -> Path:
+    """By time a1, b1, a2 however loaded the machine: each waits on the other's file, then 0.3 s more."""
+    said = tmp_path / "said"
+    said.mkdir()
+    wait = "while [ ! -e {} ]; do sleep 0.02; done; sleep 0.3"
     d = write_datums({
-        "a.process": shell_datum("a", f"echo a1; touch a1.done; {_after('b1.done')}; echo a2; exec sleep 60"),
-        "b.process": shell_datum("b", f"{_after('a1.done')}; echo b1; touch b1.done; exec sleep 60"),
+        "a.process": shell_datum("a", f"echo a1; touch {said}/a1; {wait.format(said / 'b1')}; echo a2; exec sleep 60"),
+        "b.process": shell_datum("b", f"{wait.format(said / 'a1')}; echo b1; touch {said}/b1; exec sleep 60"),
     })
     reaper.down_on_exit(["a.process", "b.process"], d)
     r = cli("up", "a", "b", "-d", str(d), "-q", state_dir=state_dir)

@@ -152,14 +152,17 @@ def _catalog(datums: PathLike | Sequence[PathLike] | None, environ: Mapping[str,
 
 async def restart(node: str, *, cascade: bool = False, datums: PathLike | Sequence[PathLike] | None = None,
                   environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
-                  reporter: Reporter | None = None, use: Mapping[str, str] | None = None) -> RestartOutcome:
+                  reporter: Reporter | None = None, use: Mapping[str, str] | None = None,
+                  project: str | None = None) -> RestartOutcome:
     """Stop ``node``, start it and wait until it is ready; then restart, in dependency order, its running
     dependents that declare ``[b00t] restart_dependents = true`` (all of them with ``cascade``) and probe
-    the others again. Raises :class:`~b00t_graph.errors.UpFailed` when something does not come back."""
+    the others again. Raises :class:`~b00t_graph.errors.UpFailed` when something does not come back.
+    ``project``: the node of that project (``--project``), else the shared one."""
     from .ops import restart as do_restart
 
-    out = await do_restart(_catalog(datums, environ), node, state_dir or default_state_dir(), cascade=cascade,
-                           reporter=reporter, use=use)
+    project = check_project(project)
+    out = await do_restart(_catalog(datums, environ), node, _state(state_dir, project), cascade=cascade,
+                           reporter=reporter, use=use, project=project)
     if out.up is None:
         raise UpFailed(out.down.failures, {})
     if out.up.failures or out.up.skipped:
@@ -169,16 +172,25 @@ async def restart(node: str, *, cascade: bool = False, datums: PathLike | Sequen
 
 async def stop(node: str, *, datums: PathLike | Sequence[PathLike] | None = None,
                environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
-               reporter: Reporter | None = None, use: Mapping[str, str] | None = None) -> StopOutcome:
-    """Stop exactly ``node`` and, first, the running nodes that depend on it."""
+               reporter: Reporter | None = None, use: Mapping[str, str] | None = None,
+               project: str | None = None) -> StopOutcome:
+    """Stop exactly ``node`` and, first, the running nodes that depend on it (of ``project`` when given)."""
     from .ops import stop as do_stop
 
-    return await do_stop(_catalog(datums, environ), node, state_dir or default_state_dir(), reporter=reporter, use=use)
+    project = check_project(project)
+    return await do_stop(_catalog(datums, environ), node, _state(state_dir, project), reporter=reporter, use=use,
+                         project=project)
 
 
 async def ps(*, datums: PathLike | Sequence[PathLike] | None = None, environ: Mapping[str, str] | None = None,
-             state_dir: Path | None = None, probe: bool = True) -> Inventory:
-    """Everything b00t-graph manages on this engine and in this state directory, with orphans and drift."""
+             state_dir: Path | None = None, probe: bool = True, project: str | None = None) -> Inventory:
+    """Everything b00t-graph manages on this engine and in this state directory, with orphans and drift:
+    of every project, or only of ``project`` when given."""
     from .ops import ps as do_ps
 
-    return await do_ps(_catalog(datums, environ), state_dir or default_state_dir(), probe=probe, environ=environ)
+    if project is None:
+        return await do_ps(_catalog(datums, environ), state_dir or default_state_dir(), probe=probe,
+                           environ=environ)
+    project = check_project(project)
+    return await do_ps(_catalog(datums, environ), _state(state_dir, project), probe=probe, environ=environ,
+                       project=project)

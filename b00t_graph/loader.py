@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -134,7 +135,7 @@ def load_catalog(sources: Sequence[Source]) -> Catalog:
         for path in sorted(src.path.glob("*.toml")):
             if path.name == CONFIG_NAME:  # the folder's engine config, not a datum
                 continue
-            datum, problems, notes, declared = _load_file(path)
+            datum, problems, notes, declared = _load_file_cached(path)
             cat.notes.extend(notes)
             ident = datum.id if datum else _ident_from_filename(path)
             if declared and ident:
@@ -239,7 +240,40 @@ def load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem]]:
     return datum, problems, notes
 
 
-def _load_file(path: Path) -> tuple[Datum | None, list[Problem], list[Problem], str | None]:
+_Loaded = tuple[Datum | None, list[Problem], list[Problem], str | None]
+# path → (stat key, what _load_file made of it). A long-lived caller (``ensure()`` in a test
+# session, the MCP server, the supervisor) reloads the same folders again and again; only a file
+# whose stat changed is read and parsed again.
+_PARSED: dict[str, tuple[tuple[int, ...], _Loaded]] = {}
+_PARSED_MAX = 4096
+# A file changed twice within one mtime tick keeps its stat key; like git's "racily clean" index
+# entries, a file modified this recently is never served from the cache.
+_RACY_NS = 1_000_000_000
+
+
+def _load_file_cached(path: Path) -> _Loaded:
+    p = str(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _load_file(path)
+    key = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+    hit = _PARSED.get(p)
+    if hit is not None and hit[0] == key:
+        datum, problems, notes, declared = hit[1]
+        return datum, list(problems), list(notes), declared  # callers extend the lists
+    loaded = _load_file(path)
+    if time.time_ns() - st.st_mtime_ns > _RACY_NS:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        datum, problems, notes, declared = loaded
+        _PARSED[p] = (key, (datum, list(problems), list(notes), declared))
+    else:
+        _PARSED.pop(p, None)
+    return loaded
+
+
+def _load_file(path: Path) -> _Loaded:
     p = str(path)
     try:
         with path.open("rb") as fh:

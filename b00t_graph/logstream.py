@@ -1,12 +1,12 @@
 """One time-ordered stream of log lines from containers and processes (``b00t-graph logs``).
 
-Container lines carry the engine's own timestamps (``timestamps=1``). A process writes its
-output straight into ``<state>/process/<id>.log`` with no timestamps, so its lines get one
-here: lines already in the file are spread between the process's start (its record) and the
-file's last write (its mtime) by their offset in the file, the last line on the mtime; lines
-that appear while following get the time they were read (the poll is 0.2 s). Lines of one node
-are never reordered; across nodes, history is ordered by those estimates and followed lines by
-when they appeared.
+Container lines carry the engine's own timestamps (``timestamps=1``). A process's output goes
+through a pump (``runtimes/logpump.py``) into ``<state>/process/<id>.log``, which notes when
+each line was written in ``<id>.log.idx``: its lines carry that write time. A log written
+before there were stamps (no index) gets estimates: lines are spread between the process's
+start (its record) and the file's last write (its mtime) by their offset in the file, the last
+line on the mtime; lines that appear while following get the time they were read. Lines of one
+node are never reordered; across nodes, lines are ordered by their times.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
+
+from .runtimes.logpump import Stamps
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -72,6 +74,7 @@ class ProcessLog:
         self._offset = 0
         self._ino: int | None = None
         self._partial = b""
+        self._stamps = Stamps(log)
 
     def _started(self, st: os.stat_result) -> float:
         try:
@@ -94,6 +97,8 @@ class ProcessLog:
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
         data = data[:cut]
+        self._stamps.reset()
+        stamped = self._stamps.refresh()  # read after the log: every line read has its stamp
         if not data:
             return []
         start = min(self._started(st), st.st_mtime)
@@ -102,8 +107,10 @@ class ProcessLog:
         pos = 0
         raws = data.splitlines(keepends=True)
         for i, raw in enumerate(raws):
-            # by how far into the file the line starts; the last line was the last write (mtime)
-            ts = st.st_mtime if i == len(raws) - 1 else start + span * (pos / size)
+            ts = self._stamps.at(pos) if stamped else None
+            if ts is None:
+                # no stamp: by how far into the file the line starts; the last line was the last write
+                ts = st.st_mtime if i == len(raws) - 1 else start + span * (pos / size)
             pos += len(raw)
             out.append(Line(ts, self.node, raw.rstrip(b"\r\n").decode("utf-8", "replace")))
         if since is not None:
@@ -119,18 +126,26 @@ class ProcessLog:
                 if st.st_ino != self._ino or st.st_size < self._offset:
                     # a restart truncates (or replaces) the file: read the new run from its start
                     self._ino, self._offset, self._partial = st.st_ino, 0, b""
+                    self._stamps.reset()
                 fh.seek(self._offset)
                 data = fh.read()
         except OSError:
             return []
         if not data:
             return []
+        start = self._offset - len(self._partial)  # where the first line of this batch begins
         self._offset += len(data)
         data = self._partial + data
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
+        stamped = self._stamps.refresh()
         now = time.time()
-        return [Line(now, self.node, raw.decode("utf-8", "replace")) for raw in data[:cut].splitlines()]
+        out: list[Line] = []
+        for raw in data[:cut].splitlines(keepends=True):
+            ts = self._stamps.at(start) if stamped else None
+            out.append(Line(now if ts is None else ts, self.node, raw.rstrip(b"\r\n").decode("utf-8", "replace")))
+            start += len(raw)
+        return out
 
 
 class ContainerLogs(Protocol):

@@ -17,10 +17,13 @@ import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
-from rich.console import Console, ConsoleOptions, Group, RenderResult
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is imported where a view is drawn: a quiet run never pays for it
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.text import Text
 
 from .graph import Graph
 from .model import DOCKER_RUNTIMES
@@ -138,6 +141,8 @@ class ProgressReporter:
 
     def lines(self, width: int, height: int) -> list[Text]:
         """The view as lines that fit ``width`` × ``height`` (see the module docstring for what goes first)."""
+        from rich.text import Text
+
         now = time.monotonic()
         with self._lock:
             rows = [(i, attrs.evolve(r, tail=list(r.tail))) for i, r in self.rows.items()]
@@ -219,6 +224,8 @@ class _View:
         self.rep = rep
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.console import Group
+
         height = options.height or console.size.height
         with contextlib.suppress(OSError, ValueError, AttributeError):
             # the terminal itself over a stale $LINES (rich prefers the variable): a view taller than
@@ -229,7 +236,9 @@ class _View:
 
 def make_reporter(graph: Graph, *, quiet: bool, console: Console, verb: str = "up",
                   logs: bool = False) -> ProgressReporter:
-    return ProgressReporter(graph, console, live=console.is_terminal, quiet=quiet, verb=verb, logs=logs)
+    # quiet: no view at all, so the console (and rich) is never touched
+    return ProgressReporter(graph, console, live=not quiet and console.is_terminal, quiet=quiet, verb=verb,
+                            logs=logs)
 
 
 # --- after up ------------------------------------------------------------------------------------

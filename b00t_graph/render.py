@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
+if TYPE_CHECKING:  # rich is imported by the views that draw with it: JSON and plain text need none of it
+    from rich.console import RenderableType
+    from rich.text import Text
 
 from . import safety
 from .capabilities import Choice
@@ -34,6 +33,8 @@ _ACTION_STYLE = {
 
 def _t(text: str, style: str = "") -> Text:
     """Rich text from datum content, control characters made visible."""
+    from rich.text import Text
+
     return Text(escape(text), style=style)
 
 
@@ -102,6 +103,11 @@ def _obs_text(obs: Observed | None, unavailable: str | None) -> str:
 def plan_view(graph: Graph, actions: Mapping[str, Action], observed: Mapping[str, Observed],
               unavailable: Mapping[str, str]) -> RenderableType:
     """The graph as a tree from the targets, then the numbered actions and the waves."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+    from rich.tree import Tree
+
     order = {ident: i + 1 for i, ident in enumerate(graph.nodes)}
     shown: set[str] = set()
 
@@ -242,6 +248,10 @@ def _s(x: float | None) -> str:
 
 
 def timings_view(res: RunResult) -> RenderableType:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"timings (wall {res.wall:.2f}s)", title_justify="left", box=None, pad_edge=False)
     for col in ("node", "action", "status", "waited", "start", "ready", "own", "at"):
         table.add_column(col, justify="right" if col in ("waited", "start", "ready", "own", "at") else "left")
@@ -282,6 +292,9 @@ def failures_text(res: RunResult) -> str:
 
 def status_view(graph: Graph, observed: Mapping[str, Observed], actions: Mapping[str, Action],
                 unavailable: Mapping[str, str]) -> RenderableType:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False)
     for col in ("node", "runtime", "state", "detail"):
         table.add_column(col)

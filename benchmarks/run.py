@@ -6,7 +6,7 @@
     python benchmarks/run.py --soak     # only the soak (100 faulty up/down cycles; ~25 min), then the report
     python benchmarks/run.py --swarm    # only up --on swarm vs docker stack deploy (~10 min), then the report
 
-Each benchmark runs in its own process (``bench_scheduler.py``, ``bench_compose.py``)
+Each benchmark runs in its own process (``bench_scheduler.py``, ``bench_compose.py``, ``bench_fixed.py``, …)
 and leaves its numbers in ``benchmarks/results/``; this script times the whole run
 and renders the tables, the settings and the verdict on every target of issue 5.
 """
@@ -89,6 +89,7 @@ def render(meta: dict[str, Any], sched: dict[str, Any] | None, comp: dict[str, A
         w("## b00t-graph vs docker-compose\n\nNot run (no Docker engine or docker-compose on this machine, "
           "or `--skip-compose`).\n")
     _render_experiments(w)
+    _render_fixed(w, targets)
     _render_clients(w, targets)
     _render_soak(w, targets)
     _render_swarm(w)
@@ -553,6 +554,12 @@ def _render_experiments(w: Any) -> None:
 # --- main ----------------------------------------------------------------------------------------
 
 
+def _render_fixed(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
+    from bench_fixed import render_section
+
+    render_section(w, targets)
+
+
 def _render_clients(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
     """Agents and test suites as clients: services for a pytest session, and ensure() through the MCP server."""
     py = bl.read_result("pytest")
@@ -708,6 +715,8 @@ def main() -> int:
                 rc |= _run("bench_compose.py", common + (["--runs", str(args.runs)] if args.runs else []))
             else:
                 print("no Docker engine or docker-compose: skipping bench_compose.py", file=sys.stderr)
+        if not args.skip_compose and _docker_ok():
+            rc |= _run("bench_fixed.py", common)
         if not args.skip_clients:
             rc |= _run("bench_mcp.py", ["--calls", "10" if args.quick else "30"])
             if _docker_ok():

@@ -280,3 +280,37 @@ def test_readiness_timeout_exits_1_naming_the_node_and_the_probe(
                               f"http http://127.0.0.1:{port}/health → 200 did not pass within 3s (")
     assert "; last: connection refused\n" in summary, summary
     assert "last log lines:\n    deaf: starting" in summary
+
+
+# --- what a run imports ------------------------------------------------------------------------------
+
+_IMPORTED = ("import sys\nfrom b00t_graph.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+             "    code = e.code\nprint('IMPORTED', *(sorted({m for m in sys.modules if m.split('.')[0] in {'rich', "
+             "'aiodocker', 'aiohttp', 'psutil', 'yaml', 'mcp'} or m.startswith(('b00t_graph.export', "
+             "'b00t_graph.runtimes.docker'))})), file=sys.stderr)\nsys.exit(code)\n")
+
+
+def _heavy_imports(state_dir: Path, *args: str) -> set[str]:
+    import subprocess
+    import sys
+
+    from tests.procutil import cli_env
+
+    proc = subprocess.run([sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True,
+                          env=cli_env(state_dir), timeout=60, check=False, cwd=state_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stderr.splitlines()[-1].split()
+    assert last[0] == "IMPORTED", proc.stderr
+    return {m.split(".")[0] if not m.startswith("b00t_graph") else m for m in last[1:]}
+
+
+def test_a_quiet_up_of_processes_imports_no_docker_client_and_no_rich(
+        write_datums: WriteDatums, state_dir: Path, reaper: Reaper) -> None:
+    folder = write_datums({"sleeper.process": '[b00t]\ntype = "process"\ncommand = ["sleep", "30"]\n'})
+    reaper.down_on_exit(["sleeper.process"], folder)
+    loaded = _heavy_imports(state_dir, "up", "-q", "-d", str(folder), "sleeper.process")
+    assert loaded == {"psutil"}  # the process runtime's; nothing a process-only run does not use
+    assert _heavy_imports(state_dir, "validate", str(folder)) == set()
+    assert "rich" in _heavy_imports(state_dir, "ls", "-d", str(folder))  # a table: rich when drawn
+    proc = cli("down", "sleeper.process", "-d", str(folder), "-q", state_dir=state_dir)
+    assert proc.returncode == 0, proc.stderr

@@ -323,7 +323,8 @@ async def test_logs_keep_the_last_three_runs_and_down_removes_lock_files(
             assert (await engine.up(graph)).ok
             assert not (await engine.down(graph)).failures
     logs = sorted(p.name for p in (state_dir / "process").iterdir())
-    assert logs == ["w.process.log", "w.process.log.1", "w.process.log.2"]
+    assert logs == ["w.process.log", "w.process.log.1", "w.process.log.1.idx", "w.process.log.2",
+                    "w.process.log.2.idx", "w.process.log.idx"]  # each log with its write-time stamps
     assert list((state_dir / "locks").iterdir()) == []
 
 

@@ -446,3 +446,46 @@ def test_datum_dirs_expand_the_home_directory(tmp_path: Path, monkeypatch: pytes
     assert datum_dirs([], environ={"_B00T_Path": "~/.dotfiles/_b00t_"}) == [
         Source(tmp_path / ".dotfiles" / "_b00t_", "$_B00T_Path")]
     assert datum_dirs(["~/mine"], environ={}) == [Source(tmp_path / "mine", "--datums")]
+
+
+# --- the parse cache -------------------------------------------------------------------------------
+
+
+def _age(path: Path, seconds_ago: float) -> None:
+    """Date a file back, as an editor's save of a while ago would have: the cache trusts only those."""
+    t = os.stat(path).st_mtime - seconds_ago
+    os.utime(path, (t, t))
+
+
+def test_an_unchanged_file_is_not_parsed_again(tmp_path: Path) -> None:
+    (tmp_path / "a.process.toml").write_text("[b00t]\ncommand = 'sleep 1'\n")
+    _age(tmp_path / "a.process.toml", 60)
+    first = load_catalog([Source(tmp_path, "test")]).datums["a.process"]
+    again = load_catalog([Source(tmp_path, "test")]).datums["a.process"]
+    assert again is first  # the very object parsed the first time
+
+
+def test_a_changed_file_is_read_again_even_at_the_same_size_and_time(tmp_path: Path) -> None:
+    path = tmp_path / "a.process.toml"
+    path.write_text("[b00t]\ncommand = 'sleep 1'\n")
+    _age(path, 60)
+    before = os.stat(path)
+    assert load_catalog([Source(tmp_path, "test")]).datums["a.process"].command == ("sleep", "1")
+    path.write_text("[b00t]\ncommand = 'sleep 2'\n")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same mtime: ctime still moved
+    assert load_catalog([Source(tmp_path, "test")]).datums["a.process"].command == ("sleep", "2")
+    path.write_text("[b00t]\ncommand = 'sleep 3'\n")  # just written: too fresh to trust any stat key
+    assert load_catalog([Source(tmp_path, "test")]).datums["a.process"].command == ("sleep", "3")
+
+
+def test_a_cached_file_still_reports_its_problems_every_time(tmp_path: Path) -> None:
+    (tmp_path / "x.mcp.toml").write_text("[b00t]\nhint = 'x'\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.mcp.toml").write_text("[b00t]\nhint = 'y'\n")
+    for p in (tmp_path / "x.mcp.toml", other / "x.mcp.toml"):
+        _age(p, 60)
+    for _ in range(2):  # the duplicate's problem is added per catalog, never kept in the cache
+        cat = load_catalog([Source(tmp_path, "a"), Source(other, "b")])
+        assert [p.message for p in cat.problems] == [
+            f"duplicate datum 'x.mcp', also in {tmp_path / 'x.mcp.toml'}"]

@@ -6,12 +6,14 @@ import json
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
-from b00t_graph.logstream import Line, merge, parse_docker_line, parse_duration
+from b00t_graph.logstream import Line, ProcessLog, merge, parse_docker_line, parse_duration
 from tests.procutil import Reaper, cli, cli_popen, wait_for
 
 
@@ -33,6 +35,11 @@ def rows(stdout: str) -> list[tuple[str, str]]:
     return out
 
 
+def _after(marker: str) -> str:
+    """Shell: wait until the file ``marker`` exists (in the datum folder, the process's cwd)."""
+    return f"while [ ! -e {marker} ]; do sleep 0.05; done; sleep 0.3"
+
+
 @pytest.fixture
 def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper, tmp_path: Path) -> Path:
     """By time a1, b1, a2 however loaded the machine: each waits on the other's file, then 0.3 s more."""
@@ -46,8 +53,54 @@ def two(write_datums: Callable[..., Path], state_dir: Path, reaper: Reaper, tmp_
     reaper.down_on_exit(["a.process", "b.process"], d)
     r = cli("up", "a", "b", "-d", str(d), "-q", state_dir=state_dir)
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: "a2" in (state_dir / "process" / "a.process.log").read_text(), what="a2 written")
+    wait_for(lambda: "a2" in (state_dir / "process" / "a.process.log").read_text(), what="a2 written", timeout=30)
     return d
+
+
+def _stamps(stdout: str) -> dict[str, float]:
+    """``logs -t`` lines → text → the printed time (epoch seconds; printed in local time, to the ms)."""
+    import datetime as dt
+
+    out = {}
+    for _, text in rows(stdout):
+        stamp, _, line = text.partition(" ")
+        out[line] = dt.datetime.fromisoformat(stamp).timestamp()
+    return out
+
+
+def test_a_line_carries_its_write_time_for_logs_t_and_since(write_datums: Callable[..., Path], state_dir: Path,
+                                                            reaper: Reaper) -> None:
+    """A long first line, then two short ones written on cue: an estimate by offset would put the
+    middle line near the last one; its stamp is when it was written."""
+    d = write_datums({"w.process": shell_datum(
+        "w", f"echo {'x' * 2000}; {_after('go2')}; echo middle; {_after('go3')}; echo last; exec sleep 60")})
+    reaper.down_on_exit(["w.process"], d)
+    assert cli("up", "w", "-d", str(d), "-q", state_dir=state_dir).returncode == 0
+    log = state_dir / "process" / "w.process.log"
+    times = {}
+    for cue, line in (("go2", "middle"), ("go3", "last")):
+        time.sleep(1.0)
+        before = time.time()
+        (d / cue).touch()
+        wait_for(lambda line=line: line in log.read_text(), what=f"{line} written", timeout=30)
+        times[line] = (before, time.time())
+
+    r = cli("logs", "-t", "w", "-d", str(d), state_dir=state_dir)
+    assert r.returncode == 0, r.stderr
+    printed = _stamps(r.stdout)
+    assert list(printed) == ["x" * 2000, "middle", "last"]
+    for line, (before, after) in times.items():
+        assert before <= printed[line] + 0.001 and printed[line] <= after + 0.001, (line, before, printed, after)
+
+    async def since(cut: float) -> list[str]:
+        src = ProcessLog("w.process", log, log.with_suffix(".json"))
+        return [ln.text for ln in await src.history(cut, None)]
+
+    # cut between the middle line's write and the last's: only the last is newer
+    assert anyio.run(since, times["last"][0]) == ["last"]
+    assert anyio.run(since, times["middle"][0]) == ["middle", "last"]
+    r = cli("logs", "w", "-d", str(d), "--since", "1h", state_dir=state_dir)
+    assert [t for _, t in rows(r.stdout)] == ["x" * 2000, "middle", "last"]
 
 
 def test_logs_interleaves_two_processes_by_time(two: Path, state_dir: Path) -> None:

@@ -132,6 +132,71 @@ async def test_ensure_in_two_projects_and_down_graph_of_one(
     assert wait_gone(b)
 
 
+@pytest.mark.anyio
+async def test_stop_restart_and_ps_of_one_project_leave_the_other(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reapers: Callable[[str], Reaper],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_datums({"web.process": web_datum(svc)})
+    ports = {"a": free_port(), "b": free_port()}
+    for p in ports:
+        reapers(p).down_on_exit(["web.process"], folder)
+    for p, port in ports.items():
+        await api.ensure("web", datums=folder, environ={"WEB_PORT": str(port)}, project=p)
+    a, b = pid_of(state_dir, "a"), pid_of(state_dir, "b")
+
+    env_a = {"WEB_PORT": str(ports["a"])}
+    inv = await api.ps(datums=folder, environ=env_a, project="a")
+    assert [(m.node, m.project, m.ref) for m in inv.items] == [("web.process", "a", str(a))]
+    every = await api.ps(datums=folder, environ=env_a)
+    assert {(m.project, m.ref) for m in every.items} >= {("a", str(a)), ("b", str(b))}
+
+    monkeypatch.setenv("WEB_PORT", str(ports["b"]))  # restart and stop compile with the process's env
+    out = await api.restart("web.process", datums=folder, project="b")
+    assert out.restarted == ["web.process"]
+    assert wait_gone(b) and alive(a)
+    b2 = pid_of(state_dir, "b")
+    assert b2 != b and alive(b2)
+
+    monkeypatch.setenv("WEB_PORT", str(ports["a"]))
+    stopped = await api.stop("web.process", datums=folder, project="a")
+    assert stopped.result.timings["web.process"].status == "stopped"
+    assert wait_gone(a) and alive(b2)
+    assert [m.node for m in (await api.ps(datums=folder, environ=env_a, project="a")).items] == []
+    with pytest.raises(InputError):
+        await api.stop("web.process", datums=folder, project="../x")
+    await api.down_graph(api.load_graph(["web"], folder, {"WEB_PORT": str(ports["b"])}), project="b")
+    assert wait_gone(b2)
+
+
+def test_stop_and_restart_cli_take_a_project(write_datums: WriteDatums, svc: Path, state_dir: Path,
+                                             reapers: Callable[[str], Reaper]) -> None:
+    folder = write_datums({"web.process": web_datum(svc)})
+    ports = {"a": free_port(), "b": free_port()}
+    for p, port in ports.items():
+        reapers(p).down_on_exit(["web.process"], folder)
+        proc = cli("up", "web", "-d", str(folder), "-p", p, "-q", state_dir=state_dir, env={"WEB_PORT": str(port)})
+        assert proc.returncode == 0, proc.stderr
+    a, b = pid_of(state_dir, "a"), pid_of(state_dir, "b")
+
+    proc = cli("restart", "web.process", "-d", str(folder), "-p", "a", "-q", state_dir=state_dir,
+               env={"WEB_PORT": str(ports["a"])})
+    assert proc.returncode == 0, proc.stderr
+    assert wait_gone(a) and alive(b)
+    a2 = pid_of(state_dir, "a")
+    assert alive(a2)
+
+    proc = cli("-p", "b", "stop", "web.process", "-d", str(folder), state_dir=state_dir,
+               env={"WEB_PORT": str(ports["b"])})
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped 1 node(s)" in proc.stderr
+    assert wait_gone(b) and alive(a2)
+    assert status_of(folder, state_dir, "-p", "a", env={"WEB_PORT": str(ports["a"])}) == "running"
+    proc = cli("down", "web", "-d", str(folder), "-p", "a", "-q", state_dir=state_dir,
+               env={"WEB_PORT": str(ports["a"])})
+    assert proc.returncode == 0, proc.stderr
+    assert wait_gone(a2)
+
+
 @pytest.mark.parametrize("name", ["a b", "../x", "-x", "x/y", "ä", "x" * 64])
 def test_a_bad_project_name_is_exit_2_in_one_line(write_datums: WriteDatums, state_dir: Path, name: str) -> None:
     folder = write_datums({"s.stack": '[b00t]\nname = "s"\ntype = "stack"\n'})
@@ -267,7 +332,7 @@ def test_every_command_help_has_an_example(cmd: list[str]) -> None:
 
 
 def test_project_option_is_on_every_command_that_acts_or_looks() -> None:
-    for cmd in (["up"], ["down"], ["status"], ["plan"], ["mcp-config"], []):
+    for cmd in (["up"], ["down"], ["status"], ["plan"], ["stop"], ["restart"], ["mcp-config"], []):
         res = CliRunner().invoke(main, [*cmd, "--help"])
         assert "--project" in res.stdout and "-p," in res.stdout, cmd
 

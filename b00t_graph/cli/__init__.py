@@ -8,22 +8,50 @@ adds the traceback and debug logs.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
 import click
 
 from ._common import DATUMS_HELP, PROJECT_HELP, STATE_HELP, _debug, _Group, _project_cb
-from .catalog import ls_cmd, validate
-from .export import export_group
-from .lifecycle import down, status, up
-from .logs import exec_cmd, logs
-from .mcp import mcp_config, mcp_group
-from .ops import ps, restart, stop
-from .plan import plan
+
+# Each command's module is imported only when that command runs (or help lists them all):
+# ``export`` pulls in the Kubernetes exporter, ``ps`` rich's tables, and a warm ``up`` should
+# pay for none of it. Command name → (module, attribute), in the order help lists them.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("plan", "plan"),
+    "up": ("lifecycle", "up"),
+    "down": ("lifecycle", "down"),
+    "status": ("lifecycle", "status"),
+    "ps": ("ops", "ps"),
+    "stop": ("ops", "stop"),
+    "restart": ("ops", "restart"),
+    "logs": ("logs", "logs"),
+    "exec": ("logs", "exec_cmd"),
+    "validate": ("catalog", "validate"),
+    "ls": ("catalog", "ls_cmd"),
+    "mcp-config": ("mcp", "mcp_config"),
+    "mcp": ("mcp", "mcp_group"),
+    "export": ("export", "export_group"),
+}
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(_Group):
+    """The top-level group: a subcommand's module is imported on first lookup."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*_COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            module, attr = _COMMANDS[cmd_name]
+            cmd = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+            self.add_command(cmd, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="b00t-graph")
 @click.option("--datums", "-d", "datums", multiple=True, type=click.Path(file_okay=False, exists=True),
               help=DATUMS_HELP + " For every subcommand; its own -d wins.")
@@ -49,14 +77,6 @@ def main(ctx: click.Context, datums: tuple[str, ...], state_dir: Path | None, pr
     ctx.obj = {"datums": datums, "state_dir": state_dir, "project": project}
     if _debug():
         logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)8.1fms %(name)s %(message)s")
-
-
-# --- plan ----------------------------------------------------------------------------------------
-
-
-for _cmd in (plan, up, down, status, ps, stop, restart, logs, exec_cmd, validate, ls_cmd, mcp_config, mcp_group,
-             export_group):
-    main.add_command(_cmd)
 
 
 def run() -> None:  # pragma: no cover - alias for `python -m b00t_graph`

@@ -81,7 +81,6 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
       b00t-graph up demo.stack --attach          # supervise in the foreground; Ctrl-C takes it down
       b00t-graph up demo.stack --on swarm        # every docker datum as a Swarm service
     """
-    from .. import render
     from ..engine import Engine
     from ..progress import make_reporter
 
@@ -106,6 +105,8 @@ def up(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None
     res, interrupted = _run(go)
     if res is None:  # cancelled before the run returned its result
         _interrupted(targets, datums, state_dir, project)
+    from .. import render
+
     if timings_json:
         timings_json.write_text(json.dumps(render.timings_json(res), indent=2))
     if not quiet:

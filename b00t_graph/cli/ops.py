@@ -16,7 +16,7 @@ from ..progress import make_reporter
 if TYPE_CHECKING:
     from ..ops import DownOutcome, RestartOutcome, StopOutcome
 
-from ._common import _catalog, _graph, _run, _say, _state, datums_opt, err, out, state_opt, use_opt
+from ._common import _catalog, _graph, _run, _say, _state, datums_opt, err, out, project_opt, state_opt, use_opt
 
 
 def _use(use: Sequence[str]) -> dict[str, str]:
@@ -78,13 +78,16 @@ def ps(datums: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
 @click.argument("node")
 @datums_opt
 @state_opt
+@project_opt
 @click.option("-q", "--quiet", is_flag=True)
 @use_opt
-def stop(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: bool, use: tuple[str, ...]) -> None:
+def stop(node: str, datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
+         use: tuple[str, ...]) -> None:
     """Stop exactly NODE, and first the running nodes that depend on it.
 
     \b
     Example: b00t-graph stop cache.docker
+             b00t-graph stop cache.docker -p ci-42     # project ci-42's
     """
     from ..ops import stop as do_stop
 
@@ -94,7 +97,8 @@ def stop(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: bool
 
     async def go() -> StopOutcome:
         with reporter:
-            return await do_stop(cat, node, _state(state_dir), reporter=reporter, use=_use(use))
+            return await do_stop(cat, node, _state(state_dir, project), reporter=reporter, use=_use(use),
+                                 project=project)
 
     res = _run(go)
     if not quiet:
@@ -111,17 +115,19 @@ def stop(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: bool
 @click.argument("node")
 @datums_opt
 @state_opt
+@project_opt
 @click.option("-q", "--quiet", is_flag=True)
 @click.option("--cascade", is_flag=True, help="Restart every running dependent too (in dependency order), "
               "not only those that declare [b00t] restart_dependents = true.")
 @use_opt
-def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: bool, cascade: bool,
-            use: tuple[str, ...]) -> None:
+def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, project: str | None, quiet: bool,
+            cascade: bool, use: tuple[str, ...]) -> None:
     """Stop NODE, start it, wait until it is ready; restart the dependents that ask for it (or all with
     --cascade), in order, and probe the others again.
 
     \b
     Example: b00t-graph restart qdrant.docker --cascade
+             b00t-graph restart qdrant.docker -p ci-42  # project ci-42's
     """
     from ..ops import restart as do_restart
 
@@ -131,8 +137,8 @@ def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, quiet: b
 
     async def go() -> RestartOutcome:
         with reporter:
-            return await do_restart(cat, node, _state(state_dir), cascade=cascade,
-                                    reporter=reporter, use=_use(use))
+            return await do_restart(cat, node, _state(state_dir, project), cascade=cascade,
+                                    reporter=reporter, use=_use(use), project=project)
 
     res = _run(go)
     if res.up is None:

@@ -232,7 +232,7 @@ async def _discover(engine: EngineSpec | None = None) -> tuple[Docker, str]:
             continue
         try:
             async with asyncio.timeout(PING_TIMEOUT):
-                await client.version()
+                await _ping(client)
         except DockerError as exc:
             await client.close()
             tried.append(f"{label} ({exc.message})")
@@ -249,6 +249,25 @@ async def _discover(engine: EngineSpec | None = None) -> tuple[Docker, str]:
     if engine is not None and engine.name != DEFAULT:
         raise EngineUnavailable(engine.name, tried, "it does not answer")
     raise RuntimeUnavailable("docker", tried, "no Docker or Podman engine answered")
+
+
+async def _ping(client: Docker) -> None:
+    """Check the engine answers and learn its API version from the same answer.
+
+    aiodocker's ``"auto"`` version asks ``GET /version`` before the first real request; ``/_ping``
+    carries the version in its ``Api-Version`` header, so one round trip both finds the engine and
+    negotiates, and every later request goes straight to it. An engine that sends no header keeps
+    ``"auto"`` (negotiated on first use, as before).
+    """
+    # aiodocker has no public unversioned request; _query is what its own version() uses
+    async with client._query("_ping", versioned_api=False) as resp:
+        api = resp.headers.get("Api-Version", "")
+        await resp.read()
+    if _API_VERSION.match(api):
+        client.api_version = f"v{api}"
+
+
+_API_VERSION = re.compile(r"^1\.\d+$")
 
 
 # --- asyncio-side helpers (they receive the client, run on the bridge's loop) ---------------------

@@ -29,7 +29,6 @@ with them. Flags follow the docker CLI (``-p 80``, ``-p=80``, ``-p80``,
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -182,6 +181,8 @@ def _is_path(src: str) -> bool:
 
 
 def _csv_fields(text: str) -> list[str]:
+    import csv
+
     return next(csv.reader([text]), [])
 
 

@@ -13,12 +13,10 @@ the context is sent inside the tar under :data:`OUTSIDE_NAME`.
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import hashlib
 import io
 import os
 import re
-import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -161,6 +159,9 @@ def context_hash(ctx: Context, build: Build) -> str:
 
 def context_tar(ctx: Context) -> bytes:
     """The gzipped tar of the context, as the ``POST /build`` body."""
+    import gzip  # only when building: a warm `up` never needs them
+    import tarfile
+
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for rel, path in files(ctx):

@@ -13,8 +13,6 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-import psutil
-
 from ..errors import PortInUse
 from ..model import HealthCheck
 
@@ -39,6 +37,8 @@ def is_free(port: int, proto: str = "tcp", ip: str = "") -> bool:
 
 def holder(port: int, proto: str = "tcp") -> str:
     """``program (pid N)`` of the listener on ``port`` when the OS lets us see it, else ``""``."""
+    import psutil  # only when a port is taken: psutil costs more to import than a warm `up` does
+
     kind = "udp" if proto == "udp" else "tcp"
     try:
         conns = psutil.net_connections(kind=kind)
@@ -60,6 +60,8 @@ def holder(port: int, proto: str = "tcp") -> str:
 
 def holder_pids(port: int, proto: str = "tcp") -> set[int]:
     """The pids listening on ``port`` (any address) that the OS lets us see; empty when it cannot tell."""
+    import psutil
+
     kind = "udp" if proto == "udp" else "tcp"
     try:
         conns = psutil.net_connections(kind=kind)

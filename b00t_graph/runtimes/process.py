@@ -45,7 +45,7 @@ from ..events import Reporter, Silent
 from ..graph import Node
 from ..locks import default_state_dir, safe_name
 from ..readiness import wait_ready
-from . import Action, Observed, State
+from . import Action, Observed, State, logpump
 from .ports import check_free, holder_pids, probe_ports
 
 if TYPE_CHECKING:
@@ -216,12 +216,15 @@ class ProcessRuntime:
                 MARK_CONFIG: node.config_hash}
 
     def _rotate_logs(self, ident: str) -> Path:
-        """Keep the last :data:`KEEP_LOGS` runs' logs: ``<id>.log`` is the newest, ``.1``, ``.2`` older."""
+        """Keep the last :data:`KEEP_LOGS` runs' logs: ``<id>.log`` is the newest, ``.1``, ``.2`` older;
+        each with its stamps (``<log>.idx``)."""
         log = self.log_path(ident)
         for n in range(KEEP_LOGS - 1, 0, -1):
             src = log if n == 1 else log.with_name(f"{log.name}.{n - 1}")
-            with contextlib.suppress(OSError):
-                src.replace(log.with_name(f"{log.name}.{n}"))
+            dst = log.with_name(f"{log.name}.{n}")
+            for a, b in ((src, dst), (logpump.index_path(src), logpump.index_path(dst))):
+                with contextlib.suppress(OSError):
+                    a.replace(b)
         return log
 
     def _check_runnable(self, node: Node, argv: list[str], env: dict[str, str]) -> None:
@@ -250,19 +253,23 @@ class ProcessRuntime:
         env = self._env(node)
         self._check_runnable(node, argv, env)
         log = self._rotate_logs(node.id)
+        log.write_bytes(b"")
+        logpump.index_path(log).write_bytes(b"")
         gate_r, gate_w = os.pipe()
+        out_r, out_w = os.pipe()
         try:
-            with open(log, "wb") as out:
-                # start_new_session: the service gets its own process group, so Ctrl-C in the
-                # terminal that ran `up` does not reach it, and `down` can signal the whole group.
-                child = subprocess.Popen(["/bin/sh", "-c", GATE, GATE_ARGV0, *argv], cwd=self._cwd(node),
-                                         env=env, stdin=gate_r, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            # start_new_session: the service gets its own process group, so Ctrl-C in the
+            # terminal that ran `up` does not reach it, and `down` can signal the whole group.
+            # The gate starts the stamping pump (see logpump) in the same group, then waits.
+            child = subprocess.Popen(["/bin/sh", "-c", logpump.PUMP_GATE + GATE, GATE_ARGV0,
+                                      *logpump.gate_argv(log), *argv], cwd=self._cwd(node),
+                                     env=env, stdin=gate_r, stdout=out_w, stderr=out_r, start_new_session=True)
         except OSError as exc:
-            os.close(gate_w)
+            os.close(gate_w)  # a gate whose pipe closes unopened runs nothing
             raise StartError(node.id, f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
         finally:
-            os.close(gate_r)
+            for fd in (gate_r, out_r, out_w):
+                os.close(fd)
         self._children[node.id] = child
         # Reap the child when it ends (no zombie in a long-lived host) without holding the CLI open.
         threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
@@ -328,6 +335,7 @@ class ProcessRuntime:
             code = child.returncode  # set by the reaper thread; poll() would race with its wait()
             if code is None:
                 return
+            self._drained(node)
             if code == 125 and not self.log_path(node.id).stat().st_size:
                 raise NodeExited(node.id, "process was never released by its gate (the starting command died)")
             raise NodeExited(node.id, f"process exited with code {code} while starting", self._tail(node))
@@ -343,7 +351,18 @@ class ProcessRuntime:
             return 127
         return proc.returncode
 
+    def _drained(self, node: Node) -> None:
+        """Once the service has ended, give its pump a moment (≤ 1 s) to write the last lines it read."""
+        child = self._children.get(node.id)
+        if child is None or child.returncode is None:
+            return
+        deadline = time.monotonic() + 1.0
+        log = self.log_path(node.id)
+        while time.monotonic() < deadline and not logpump.drained(log):
+            time.sleep(0.005)
+
     def _tail(self, node: Node, lines: int = 20) -> str:
+        self._drained(node)
         try:
             with open(self.log_path(node.id), "rb") as fh:
                 fh.seek(0, os.SEEK_END)

@@ -412,3 +412,27 @@ async def test_engine_up_and_down(tmp_path: Path, prefix: str, test_image: str, 
     down = await orch.down(graph)
     assert not down.failures
     assert engine.filtered("containers/json", {"name": [f"^/{prefix}"]}) == []
+
+
+# --- the first requests ----------------------------------------------------------------------------
+
+
+async def test_one_ping_finds_the_engine_and_its_api_version(tmp_path: Path, prefix: str, test_image: str,
+                                                             engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``GET /version`` round trip before the first real request: ``/_ping`` tells the version."""
+    from tests.dockerutil import RecordingProxy
+
+    status, version = engine.request("GET", "/version")
+    assert status == 200
+    proxy = RecordingProxy(str(tmp_path / "engine.sock"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{proxy.path}")
+    write_datum(tmp_path, f"{prefix}-absent", image=test_image)
+    rt = DockerRuntime()
+    try:
+        assert await observe1(rt, node_of(tmp_path, f"{prefix}-absent")) == ABSENT
+    finally:
+        await rt.aclose()
+        proxy.close()
+    assert proxy.requests[0].startswith("GET /_ping "), proxy.requests
+    assert not [r for r in proxy.requests if "/version" in r], proxy.requests
+    assert all(r.split(" ")[1].startswith(f"/v{version['ApiVersion']}/") for r in proxy.requests[1:]), proxy.requests

@@ -307,3 +307,54 @@ async def test_cancelled_up_leaves_the_started_process_recorded_for_down(
     assert alive(pid), "a started service outlives the cancelled run, like a container"
     assert not (await down(folder, "after.process", state_dir=state_dir)).failures
     assert wait_gone(pid)
+
+
+# --- the log's stamping pump -------------------------------------------------------------------------
+
+
+def _pumps_of(log: Path) -> list[psutil.Process]:
+    """Live stamping pumps writing ``log`` (their command line names it)."""
+    out = []
+    for proc in psutil.process_iter():
+        try:
+            if str(log) in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _sh(name: str, script: str) -> str:
+    return (f'[b00t]\nname = "{name}"\ntype = "process"\ncommand = {json.dumps(["sh", "-c", script])}\n'
+            "stop_grace_ms = 1000\n")
+
+
+async def test_a_service_that_dies_at_once_loses_no_line(write_datums: WriteDatums, state_dir: Path,
+                                                         reaper: Reaper) -> None:
+    folder = write_datums({"burst.process": _sh("burst", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); "
+                                                "echo line$i; done; exit 3")})
+    reaper.down_on_exit(["burst.process"], folder)
+    res = await up(folder, "burst.process", state_dir=state_dir)
+    err = res.failures["burst.process"]
+    assert isinstance(err, NodeExited) and "code 3" in str(err)
+    assert err.log_tail.splitlines()[-1] == "line3000"  # the pump had written it when the tail was read
+    log = state_dir / "process" / "burst.process.log"
+    assert log.read_text().splitlines() == [f"line{i}" for i in range(1, 3001)]
+    index = (state_dir / "process" / "burst.process.log.idx").read_text().splitlines()
+    assert index[-1] == "end" and len(index) == 3001  # a stamp per line, then the pump's end
+    wait_for(lambda: not _pumps_of(log), what="the pump ended with its service")
+
+
+async def test_down_leaves_no_pump_behind(write_datums: WriteDatums, state_dir: Path, reaper: Reaper) -> None:
+    # the service ignores SIGTERM: down's SIGKILL after the grace period ends it; the pump goes with it
+    folder = write_datums({"stubborn.process": _sh("stubborn", "trap '' TERM; echo up; while :; do sleep 1; done")})
+    reaper.down_on_exit(["stubborn.process"], folder)
+    assert (await up(folder, "stubborn.process", state_dir=state_dir)).ok
+    log = state_dir / "process" / "stubborn.process.log"
+    pid = pid_of(state_dir, "stubborn.process")
+    pumps = _pumps_of(log)
+    assert len(pumps) == 1 and os.getpgid(pumps[0].pid) == pid  # in the service's own group
+    assert not (await down(folder, "stubborn.process", state_dir=state_dir)).failures
+    assert wait_gone(pid)
+    assert not _pumps_of(log)
+    assert log.read_text() == "up\n"

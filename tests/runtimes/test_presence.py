@@ -61,7 +61,7 @@ def test_cli_presence_passes_for_an_installed_command(write_datums: WriteDatums,
     timings = json.loads((state_dir.parent / "t.json").read_text())
     text = json.dumps(timings)
     assert f"present, version {version}" in text, text
-    assert spent < 10
+    assert spent < 60  # bounded: a presence check never waits on a prompt or a pager
     status = cli("status", "python.cli", "-d", str(folder), "--json", state_dir=state_dir, backend=backend)
     assert status.returncode == 0, status.stderr
     assert f"version {version}" in json.loads(status.stdout)["python.cli"]["detail"]
@@ -132,7 +132,7 @@ async def test_match_mismatch_timeout_and_shell(tmp_path: Path) -> None:
     t0 = time.monotonic()
     with pytest.raises(PresenceError, match=r"did not finish within 0\.3s"):
         await rt.wait_ready(slow)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 20  # stopped at its 0.3 s timeout, not after its 30 s
 
     shell = node(("sh", "-c", "echo abc | tr a-c x-z"), "xyz", path=path)
     assert (await rt.wait_ready(shell)).startswith("present, version xyz")

@@ -121,7 +121,7 @@ async def test_readiness_timeout_names_the_node_and_the_probe(
     reaper.down_on_exit(["user.process", "free.process"], folder)
     t0 = time.monotonic()
     res = await up(folder, "user.process", "free.process", state_dir=state_dir)
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 40  # the 3 s timeout holds (the others' would be 60 s)
     err = res.failures["deaf.process"]
     assert isinstance(err, ReadinessTimeout)
     assert err.node == "deaf.process"
@@ -146,7 +146,7 @@ async def test_process_that_exits_at_once_shows_its_log_tail(
     reaper.down_on_exit(["after.process"], folder)
     t0 = time.monotonic()
     res = await up(folder, "after.process", state_dir=state_dir)
-    assert time.monotonic() - t0 < 3, "an exit is seen at once, not after the readiness timeout"
+    assert time.monotonic() - t0 < 30, "an exit is seen at once, not after the 60 s readiness timeout"
     err = res.failures["crash.process"]
     assert isinstance(err, NodeExited)
     assert "exited with code 3" in str(err)
@@ -283,9 +283,9 @@ async def test_down_kills_a_process_that_ignores_sigterm_after_the_grace_period(
     res = await down(folder, "stubborn.process", state_dir=state_dir)
     took = time.monotonic() - t0
     assert not res.failures
-    assert wait_gone(pid, 2.0), "SIGKILL follows the grace period"
+    assert wait_gone(pid), "SIGKILL follows the grace period"
     assert ("term", "stubborn", pid) in marks(mark), "SIGTERM came first"
-    assert 0.3 <= took < 2.0
+    assert 0.3 <= took < 8.0  # the datum's 0.3 s grace, then SIGKILL; not the 10 s default
 
 
 async def test_cancelled_up_leaves_the_started_process_recorded_for_down(

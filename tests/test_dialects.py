@@ -843,3 +843,11 @@ def test_a_datum_that_serves_mcp_over_loopback_http_is_started_when_it_says_how(
                                          f"/d/{ident}.toml")
     assert problems == [] and datum is not None
     assert datum.runtime == runtime
+
+
+def test_values_of_the_wrong_shape_in_dialect_tables() -> None:
+    assert _norm("a.docker", {"docker": {"run": 5, "build": "x"}})[2] == [
+        "b00t.docker.run: expected a table or an array of tables, got integer 5",
+        "b00t.docker.build: expected a table or an array of tables, got string 'x'"]
+    assert _norm("a.container", {"container": {"port": True, "image": "i"}})[2] == [
+        "b00t.container.port: expected an integer, got boolean True"]  # a boolean is no port

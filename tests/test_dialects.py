@@ -29,8 +29,10 @@ from b00t_graph.model import Build, HealthCheck, McpLaunch, Need, Presence, Rest
 SHAPES = Path(__file__).parent / "datums" / "shapes"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cat() -> Catalog:
+    # Loaded for each test, not once per module: mutation testing runs, for a mutant, the tests that
+    # reached its code, and a shared fixture would count the loading for the first test only.
     return load_catalog([Source(SHAPES, "test")])
 
 

@@ -550,8 +550,10 @@ def test_docker_build_tables() -> None:
     (".", "./F", "./F"),
     ("", "/F", "/F"),
     ("ctx", "ctxF", "ctxF"),
+    ("boX/", "boX/F", "F"),
+    ("ctx", None, None),
 ])
-def test_a_build_file_is_made_relative_to_a_folder_context(context: str, file: str, kept: str) -> None:
+def test_a_build_file_is_made_relative_to_a_folder_context(context: str, file: str | None, kept: str | None) -> None:
     assert _norm("a.docker", {"docker": {"build": {"context": context, "file": file}}})[1]["build"] == \
         Build(context=context, file=kept)
 
@@ -853,3 +855,25 @@ def test_values_of_the_wrong_shape_in_dialect_tables() -> None:
         "b00t.docker.build: expected a table or an array of tables, got string 'x'"]
     assert _norm("a.container", {"container": {"port": True, "image": "i"}})[2] == [
         "b00t.container.port: expected an integer, got boolean True"]  # a boolean is no port
+
+
+def test_build_and_container_values_of_the_wrong_type_are_named_by_their_keys() -> None:
+    _, fields, problems, _ = _norm("a.docker", {"docker": {"build": {"context": 5, "file": 6, "dockerfile": 7,
+                                                                     "args": {"V": [1]}}}})
+    assert fields["build"] == Build(context=".")  # reported: the datum is not used
+    assert problems == ["b00t.docker.build.context: expected a string, got integer 5",
+                        "b00t.docker.build.file: expected a string, got integer 6",
+                        "b00t.docker.build.dockerfile: expected a string, got integer 7",
+                        "b00t.docker.build.args.V: expected a string, got array"]
+    b00t, fields, problems, notes = _norm("a.container", {"volumes": "str", "image": "y", "container": {
+        "image": "x", "name": 2, "gpu_device": 3, "build_file": 4,
+        "volumes": [{"host": "h", "container": 5}, {"host": "h", "container": "/c"}]}})
+    assert (b00t, fields) == ({"volumes": "str", "image": "y", "name": "a", "type": "container"}, {"kind": "docker"})
+    assert problems == ["b00t.container.name: expected a string, got integer 2",
+                        "b00t.container.gpu_device: expected a string, got integer 3",
+                        "b00t.container.volumes[0].container: expected a string, got integer 5",
+                        "b00t.container.build_file: expected a string, got integer 4"]
+    assert notes == ["b00t.container.image: 'x' differs from b00t.image = 'y'; b00t.image is used",
+                     "b00t.container.volumes: ['h:/c'] differs from b00t.volumes = 'str'; b00t.volumes is used"]
+    assert _norm("a.container", {"container": {"volumes": 5, "image": "i"}})[1:3] == (
+        {"kind": "docker"}, ["b00t.container.volumes: expected a table or an array of tables, got integer 5"])

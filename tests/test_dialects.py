@@ -877,3 +877,9 @@ def test_build_and_container_values_of_the_wrong_type_are_named_by_their_keys() 
                      "b00t.container.volumes: ['h:/c'] differs from b00t.volumes = 'str'; b00t.volumes is used"]
     assert _norm("a.container", {"container": {"volumes": 5, "image": "i"}})[1:3] == (
         {"kind": "docker"}, ["b00t.container.volumes: expected a table or an array of tables, got integer 5"])
+
+
+def test_restart_values_of_the_wrong_type_are_named_by_their_keys() -> None:
+    assert _norm("x.process", {"restart": {"policy": 3, "interval_ms": "x"}})[2] == [
+        "b00t.restart.policy: expected a string, got integer 3",
+        "b00t.restart.interval_ms: expected an integer, got string 'x'"]

@@ -187,6 +187,10 @@ def write_report() -> None:
                  f"| {tot_a['killed']} / {tot_a['total']} ({pct(tot_a['killed'], tot_a['total'])}) "
                  f"| {tot_a['survived']} | {tot_a['timeout']} | {tot_a['no tests']} |")
 
+    unchecked = sum(Counter(res.values())["not checked"] for res in results.values())
+    if unchecked:
+        lines += ["", f"**{unchecked} mutants were not checked**: the last run was stopped before its end, and "
+                  "they count as not killed above (`mutmut run` resumes it)."]
     lines += [
         "",
         "## Mutants that survive now",
@@ -197,7 +201,7 @@ def write_report() -> None:
     ]
     unreviewed = 0
     for mod in MODULES:
-        open_now = {k: s for k, s in sorted(results[mod].items()) if s not in ("killed", "timeout")}
+        open_now = {k: s for k, s in sorted(results[mod].items()) if s not in ("killed", "timeout", "not checked")}
         if not open_now:
             continue
         lines += [f"### `{mod}.py`", ""]
@@ -208,7 +212,7 @@ def write_report() -> None:
                 reason = "**not reviewed yet**"
             short = name.split(".")[-1]
             lines += [f"- `{short}` ({st}): {reason}", "", fence(diff_of(name, mod)), ""]
-    if not any(s not in ("killed", "timeout") for res in results.values() for s in res.values()):
+    if not any(s not in ("killed", "timeout", "not checked") for res in results.values() for s in res.values()):
         lines += ["None.", ""]
 
     lines += [
@@ -228,6 +232,8 @@ def write_report() -> None:
             short = name.split(".")[-1]
             if now == "killed":
                 how = f"killed by the new tests in `{NEW_TESTS[mod]}`"
+            elif now == "gone":
+                how = "the code it changed was rewritten since: this mutant no longer exists"
             elif now == "timeout":
                 how = "the tests now hang on it (detected)"
             else:

@@ -883,3 +883,16 @@ def test_restart_values_of_the_wrong_type_are_named_by_their_keys() -> None:
     assert _norm("x.process", {"restart": {"policy": 3, "interval_ms": "x"}})[2] == [
         "b00t.restart.policy: expected a string, got integer 3",
         "b00t.restart.interval_ms: expected an integer, got string 'x'"]
+
+
+def test_the_type_is_what_follows_the_last_dot_of_the_file_name() -> None:
+    assert normalise({"b00t": {}}, "/d/node.x.cli.toml").doc["b00t"] == {"name": "node.x", "type": "cli"}
+
+
+@pytest.mark.parametrize(("args", "kept", "name"), [
+    (["-d", "--name", "x"], ["-d"], "x"),  # the pair at the very end
+    (["--name=a=b", "-d"], ["-d"], "a=b"),  # only the first = separates
+])
+def test_a_container_name_anywhere_in_docker_args(args: list[str], kept: list[str], name: str) -> None:
+    b00t, fields, _, _ = _norm("a.docker", {"docker_args": args})
+    assert (b00t["docker_args"], fields) == (kept, {"container_name": name})

@@ -896,3 +896,15 @@ def test_the_type_is_what_follows_the_last_dot_of_the_file_name() -> None:
 def test_a_container_name_anywhere_in_docker_args(args: list[str], kept: list[str], name: str) -> None:
     b00t, fields, _, _ = _norm("a.docker", {"docker_args": args})
     assert (b00t["docker_args"], fields) == (kept, {"container_name": name})
+
+
+def test_a_bad_component_does_not_hide_the_ones_after_it() -> None:
+    b00t, _, problems, _ = _norm("s.stack", {"stack": {"components": {"a": {"datum": "a.cli", "required": "yes"},
+                                                                      "b": "b.cli"}}})
+    assert (b00t["members"], problems) == (["b.cli"], ["b00t.stack.components.a.required: expected true or false, "
+                                                       "got string 'yes'"])
+
+
+def test_a_wrong_top_level_env_does_not_hide_the_b00t_env_schema() -> None:
+    _, fields, _, _ = _norm("a.ai", {"env": {"required": ["A"]}}, env="x")
+    assert fields == {"env_required": ("A",)}

@@ -908,3 +908,14 @@ def test_a_bad_component_does_not_hide_the_ones_after_it() -> None:
 def test_a_wrong_top_level_env_does_not_hide_the_b00t_env_schema() -> None:
     _, fields, _, _ = _norm("a.ai", {"env": {"required": ["A"]}}, env="x")
     assert fields == {"env_required": ("A",)}
+
+
+def test_where_a_member_is_written_wins_over_where_it_is_required() -> None:
+    _, fields, _, _ = _norm("s.stack", {"stack": {"components": {"b": "b.cli"}}, "requires": ["c.cli", "b.cli"]})
+    assert fields == {"edge_keys": {"c.cli": "b00t.requires[0]", "b.cli": "b00t.stack.components.b"}}
+
+
+def test_a_need_with_values_of_the_wrong_type_names_their_keys() -> None:
+    assert _norm("p.api", {"requires": {"s": {"capability": "c", "protocol": 5, "fallback": 6}}})[2] == [
+        "b00t.requires.s.protocol: expected a string, got integer 5",
+        "b00t.requires.s.fallback: expected a string, got integer 6"]

@@ -919,3 +919,9 @@ def test_a_need_with_values_of_the_wrong_type_names_their_keys() -> None:
     assert _norm("p.api", {"requires": {"s": {"capability": "c", "protocol": 5, "fallback": 6}}})[2] == [
         "b00t.requires.s.protocol: expected a string, got integer 5",
         "b00t.requires.s.fallback: expected a string, got integer 6"]
+
+
+def test_the_shortest_docker_healthcheck_duration_is_one_millisecond() -> None:
+    b00t, _, problems, _ = _norm("a.docker", {"image": "i", "docker": {"healthcheck_cmd": "x",
+                                                                       "healthcheck_interval": "1ms"}})
+    assert (b00t["health_check"], problems) == ({"exec": ["x"], "interval_ms": 1}, [])

@@ -925,3 +925,10 @@ def test_the_shortest_docker_healthcheck_duration_is_one_millisecond() -> None:
     b00t, _, problems, _ = _norm("a.docker", {"image": "i", "docker": {"healthcheck_cmd": "x",
                                                                        "healthcheck_interval": "1ms"}})
     assert (b00t["health_check"], problems) == ({"exec": ["x"], "interval_ms": 1}, [])
+
+
+def test_the_first_presence_check_written_is_the_one_run() -> None:
+    _, fields, _, _ = _norm("x.cli", {"version": "x -v"}, validate={"command": "y -v"}, version={"cmd": "z -v"})
+    assert fields["presence"] == Presence(command=("x", "-v"), source="b00t.version")
+    _, fields, _, _ = _norm("x.cli", {}, validate={"command": "y -v"}, version={"cmd": "z -v"})
+    assert fields["presence"] == Presence(command=("y", "-v"), source="validate.command")

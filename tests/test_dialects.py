@@ -932,3 +932,9 @@ def test_the_first_presence_check_written_is_the_one_run() -> None:
     assert fields["presence"] == Presence(command=("x", "-v"), source="b00t.version")
     _, fields, _, _ = _norm("x.cli", {}, validate={"command": "y -v"}, version={"cmd": "z -v"})
     assert fields["presence"] == Presence(command=("y", "-v"), source="validate.command")
+
+
+def test_which_short_docker_run_flags_take_a_value() -> None:
+    assert split_docker_run(["-xd", "v", "img"]) == ("img", ["-xd", "v"], [])  # x takes one
+    assert split_docker_run(["-tid", "img"]) == ("img", ["-tid"], [])  # d, i and t in any order take none
+    assert split_docker_run(["-p", "8080"]) == (None, ["-p", "8080"], [])  # the value is no image

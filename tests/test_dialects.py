@@ -815,6 +815,7 @@ def test_a_lifecycle_server_without_a_command() -> None:
     ('echo "a|b"', False), ("echo 'a|b' | c", True), ("echo 'a\"' x", False),
     ("~/bin/x", True), ("a ~", True), ("a~b", False),
     ("x $_", True), ("x $1", False), ("a$", False), ("x ${Y}", True),
+    ('echo "$1"', False), ("echo f(x)", False),  # a digit after $ is no name; a parenthesis alone is no syntax
     ("echo x\ny", True), ("a;b", True), ("a<b", True), ("a?", True), ("a[1]", True), ("a&", True),
 ])
 def test_what_needs_a_shell(text: str, shell: bool) -> None:

@@ -939,3 +939,10 @@ def test_which_short_docker_run_flags_take_a_value() -> None:
     assert split_docker_run(["-xd", "v", "img"]) == ("img", ["-xd", "v"], [])  # x takes one
     assert split_docker_run(["-tid", "img"]) == ("img", ["-tid"], [])  # d, i and t in any order take none
     assert split_docker_run(["-p", "8080"]) == (None, ["-p", "8080"], [])  # the value is no image
+
+
+def test_a_broken_lifecycle_server_does_not_turn_the_datum_into_a_probe() -> None:
+    b00t, fields, problems, _ = _norm("x.mcp", {"mcp": {"httpstream": {"url": "http://localhost:9/"},
+                                                        "lifecycle": {"servers": [{"command": 5}]}}})
+    assert ("kind" in fields, "health_check" in b00t) == (False, False)
+    assert problems == ["b00t.mcp.lifecycle.servers[0].command: expected a string, got integer 5"]

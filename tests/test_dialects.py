@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -401,9 +402,10 @@ def _norm(ident: str, b00t: dict[str, Any], **top: Any) -> tuple[dict[str, Any],
 
 
 def test_values_are_described_by_their_toml_names() -> None:
-    values: tuple[Any, ...] = (1.5, True, 3, "x", [], {}, None)
+    values: tuple[Any, ...] = (1.5, True, 3, "x", [], {}, None, datetime.date(2026, 1, 2))
     assert [describe(v) for v in values] == [
-        "float 1.5", "boolean True", "integer 3", "string 'x'", "array", "table", "NoneType None"]
+        "float 1.5", "boolean True", "integer 3", "string 'x'", "array", "table", "NoneType None",
+        "date datetime.date(2026, 1, 2)"]  # a TOML date
 
 
 def test_the_file_name_decides_identity_over_a_wrong_name_or_type() -> None:
@@ -537,8 +539,8 @@ def test_docker_build_tables() -> None:
     assert (b00t["image"], fields) == ("i", {"build": Build(context="ctx", file="Dockerfile", args={"V": "2"})})
     assert problems == ["b00t.docker.run[0].env: expected a table, got integer 5"]
     assert notes == ["b00t.docker.build.target: not acted on", "b00t.docker.build: 2 entries: the first is used"]
-    b00t, fields, _, _ = _norm("a.docker", {"docker": {"build": {"dockerfile": "D"}}})
-    assert (b00t["image"], fields["build"]) == ("a:latest", Build(context=".", file="D"))
+    b00t, fields, _, notes = _norm("a.docker", {"docker": {"build": {"dockerfile": "D"}}})
+    assert (b00t["image"], fields["build"], notes) == ("a:latest", Build(context=".", file="D"), [])
     b00t, fields, problems, _ = _norm("a.docker", {"docker": {"build": {"args": {}}}})
     assert ("image" in b00t, fields, problems) == (
         False, {"build": None}, ["b00t.docker.build.context: required: a folder or a git URL to build from"])
@@ -946,3 +948,9 @@ def test_a_broken_lifecycle_server_does_not_turn_the_datum_into_a_probe() -> Non
                                                         "lifecycle": {"servers": [{"command": 5}]}}})
     assert ("kind" in fields, "health_check" in b00t) == (False, False)
     assert problems == ["b00t.mcp.lifecycle.servers[0].command: expected a string, got integer 5"]
+
+
+def test_a_docker_build_table_wins_over_a_containers_build_file() -> None:
+    _, fields, _, _ = _norm("a.container", {"docker": {"build": {"context": "ctx", "file": "F"}},
+                                            "container": {"build_file": "other/G", "image": "i"}})
+    assert fields["build"] == Build(context="ctx", file="F")

@@ -701,10 +701,10 @@ def test_the_dialect_fields_are_substituted() -> None:
 
 
 def test_an_optional_member_left_out_is_noted_with_close_names_or_without() -> None:
-    cat = cat_of(D("s.stack", optional=("ghost.cli", "xyzzy.cli")), D("ghst.cli"))
+    cat = cat_of(D("s.stack", optional=("ghost.cli", "xyzzy.cli")), D("ghst.cli"), D("ghosts.cli"))
     assert [str(n) for n in compile_graph(cat, ["s.stack"], environ={}).notes] == [
         "/datums/s.stack.toml: b00t.stack.components: optional member 'ghost.cli' left out: no datum provides it "
-        "(did you mean 'ghst.cli'?)",
+        "(did you mean 'ghosts.cli', 'ghst.cli'?)",
         "/datums/s.stack.toml: b00t.stack.components: optional member 'xyzzy.cli' left out: no datum provides it"]
 
 

@@ -3,6 +3,7 @@
     python benchmarks/mutation_report.py                # the report, from mutants/*.meta
     python benchmarks/mutation_report.py --save-before  # record the current results as the baseline
     python benchmarks/mutation_report.py --save-before capabilities textsafe  # only for these modules
+    python benchmarks/mutation_report.py --complete     # exit 1 unless every mutant was checked
 
 The baseline (``results/mutation_before.json``) is the score of the pure core before the tests
 written for mutation testing (for a module added later, its first run); the report shows it next
@@ -255,7 +256,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--save-before", nargs="*", metavar="MODULE",
                     help="record the current results as the baseline (of the MODULEs only, if given)")
+    ap.add_argument("--complete", action="store_true",
+                    help="only check that every mutant was checked (exit 1 if not: the run was stopped)")
     args = ap.parse_args()
+    if args.complete:
+        os.chdir(ROOT)
+        left = sum(Counter(res.values())["not checked"] for res in load_results().values())
+        if left:
+            sys.exit(f"{left} mutants not checked: the run was stopped before its end (`mutmut run` resumes it)")
+        return
     if args.save_before is not None:
         save_before(args.save_before)
         return

@@ -954,3 +954,31 @@ def test_a_docker_build_table_wins_over_a_containers_build_file() -> None:
     _, fields, _, _ = _norm("a.container", {"docker": {"build": {"context": "ctx", "file": "F"}},
                                             "container": {"build_file": "other/G", "image": "i"}})
     assert fields["build"] == Build(context="ctx", file="F")
+
+
+def test_a_docker_run_table_that_disagrees_or_is_malformed_is_named_by_its_keys() -> None:
+    b00t, _, problems, notes = _norm("a.docker", {
+        "docker_args": "a 'b", "network": "x", "args": "str", "command": "c",
+        "docker": {"run": {"image": 5, "name": 6, "network": "y", "args": ["z"], "command": ["a"], "env": ["A=1"]}}})
+    assert b00t["docker_args"] == ["-e", "A=1"]
+    assert problems == ["b00t.docker.run.image: expected a string, got integer 5",
+                        "b00t.docker.run.name: expected a string, got integer 6",
+                        "b00t.docker_args: cannot split into arguments: No closing quotation (in \"a 'b\")"]
+    assert notes == ["b00t.docker.run.network: 'y' differs from b00t.network = 'x'; b00t.network is used",
+                     "b00t.docker.run.args: ['z'] differs from b00t.args = 'str'; b00t.args is used",
+                     "b00t.docker.run.command: ['a'] differs from b00t.command = 'c'; b00t.command is used"]
+    b00t, _, problems, _ = _norm("a.docker", {"docker": {"run": {"network": 7, "args": "a 'b", "command": "c 'd",
+                                                                 "env": [1], "ports": ["1:1"]}}})
+    assert b00t["docker_args"] == ["-p", "1:1"]  # no docker_args of its own: the run's flags are all
+    assert problems == ["b00t.docker.run.network: expected a string, got integer 7",
+                        "b00t.docker.run.args: cannot split into arguments: No closing quotation (in \"a 'b\")",
+                        "b00t.docker.run.command: cannot split into arguments: No closing quotation (in \"c 'd\")",
+                        "b00t.docker.run.env[0]: expected a string, got integer 1"]
+    assert _norm("a.docker", {"docker": {"run": {"args": [1], "command": [2]}}})[2] == [
+        "b00t.docker.run.args[0]: expected a string, got integer 1",
+        "b00t.docker.run.command[0]: expected a string, got integer 2"]
+
+
+def test_a_docker_run_flag_with_its_value_after_an_equals_sign_takes_no_other() -> None:
+    assert split_docker_run(["-p=1:1", "img"]) == ("img", ["-p=1:1"], [])
+    assert split_docker_run(["-dX", "v", "img"]) == ("img", ["-dX", "v"], [])  # X is no boolean letter

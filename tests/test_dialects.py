@@ -982,3 +982,30 @@ def test_a_docker_run_table_that_disagrees_or_is_malformed_is_named_by_its_keys(
 def test_a_docker_run_flag_with_its_value_after_an_equals_sign_takes_no_other() -> None:
     assert split_docker_run(["-p=1:1", "img"]) == ("img", ["-p=1:1"], [])
     assert split_docker_run(["-dX", "v", "img"]) == ("img", ["-dX", "v"], [])  # X is no boolean letter
+
+
+def test_malformed_health_commands_and_mcp_entries_are_named_by_their_keys() -> None:
+    assert _norm("a.docker", {"image": "i", "docker": {"healthcheck_cmd": 5}})[2] == [
+        "b00t.docker.healthcheck_cmd: expected a string, got integer 5"]
+    assert _norm("a.docker", {"image": "i", "docker": {"healthcheck_cmd": "a 'b"}})[2] == [
+        "b00t.docker.healthcheck_cmd: cannot split into arguments: No closing quotation (in \"a 'b\")"]
+    _, _, problems, notes = _norm("x.mcp", {"mcp": {"httpstream": {"url": "https://r/", "env": {"N": [1]}},
+                                                    "stdio": {"command": "c", "args": "a 'b"}}})
+    assert (problems, notes) == (["b00t.mcp.stdio.args: cannot split into arguments: No closing quotation "
+                                  "(in \"a 'b\")", "b00t.mcp.httpstream.env.N: expected a string, got array"], [])
+    key = "b00t.mcp.lifecycle.servers[0]"
+    _, _, problems, _ = _norm("x.mcp", {"mcp": {"lifecycle": {"servers": [
+        {"command": "s", "args": "a 'b", "env": {"E": [1]}, "health_check": {"type": "http", "url": 5}}]}}})
+    assert problems == [f"{key}.args: cannot split into arguments: No closing quotation (in \"a 'b\")",
+                        f"{key}.env.E: expected a string, got array", f"{key}.health_check.url: expected a string, "
+                                                                        "got integer 5"]
+    b00t, _, problems, notes = _norm("x.mcp", {"health_check": {"exec": ["e"]}, "mcp": {"lifecycle": {"servers": [
+        {"command": "s", "args": [3], "health_check": {"type": "http", "url": "http://h/"}}]}}})
+    assert b00t["health_check"] == {"http_url": "http://h/", "exec": ["e"]}
+    assert (problems, notes) == ([f"{key}.args[0]: expected a string, got integer 3"],
+                                 [f"{key}.health_check: [b00t.health_check] exec is used"])
+
+
+def test_a_quote_closes_and_a_dollar_name_outside_quotes_needs_a_shell() -> None:
+    assert needs_shell('echo "a" | b') is True
+    assert needs_shell("echo $X") is True

@@ -45,7 +45,7 @@ $(MUTATE_STAMP): $(STAMP)
 # the modules it mutates are set in [tool.mutmut] of pyproject.toml.
 mutate: $(MUTATE_STAMP)
 	rm -rf mutants
-	start=$$(date +%s); $(VENV)/bin/mutmut run --max-children 2 && \
+	start=$$(date +%s); $(VENV)/bin/mutmut run --max-children 2 && $(PY) benchmarks/mutation_report.py --complete && \
 	  echo "$$(( $$(date +%s) - start )) s" > benchmarks/results/mutation_runtime.txt
 	$(PY) benchmarks/mutation_report.py
 

@@ -26,7 +26,7 @@ import attrs
 
 from . import textsafe
 from .errors import Problem
-from .model import RESTART_POLICIES, Build, McpLaunch, Need, Presence, RestartPolicy
+from .model import MANAGED_TYPES, RESTART_POLICIES, Build, McpLaunch, Need, Presence, RestartPolicy
 
 # --- the table ------------------------------------------------------------------------------------
 
@@ -809,8 +809,10 @@ def _mcp(r: _Reader, b00t: dict[str, Any]) -> None:
             if len(servers) > 1:
                 r.note("b00t.mcp.lifecycle.servers", f"{len(servers)} servers: the first is started")
         r.leftover(lifecycle, {"servers"}, "b00t.mcp.lifecycle", "b00t's idle reaping, not acted on")
+    # A loopback server that nothing here starts is probed; a docker or process datum starts it itself.
     if server_key is None and launches and launches[0].transport == "httpstream" and launches[0].url \
-            and is_loopback(launches[0].url) and fields.get("kind") is None:
+            and is_loopback(launches[0].url) and fields.get("kind") is None \
+            and b00t.get("type") not in MANAGED_TYPES:
         fields["kind"] = "probe"
         _merge_health(r, b00t, {"http_url": launches[0].url, "expected_status": 0}, "b00t.mcp.httpstream")
     r.leftover(mcp, {"stdio", "httpstream", "lifecycle", "command", "args", "env", "priority"}, "b00t.mcp",

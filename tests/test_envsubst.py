@@ -268,3 +268,12 @@ def test_references_and_substitute_allow_the_same_nesting() -> None:
     assert substitute(nest(MAX_NESTING), {}) == "x"
     with pytest.raises(SubstitutionError, match="nested more than"):
         substitute(nest(MAX_NESTING + 1), {})
+
+
+def test_too_deep_a_nesting_names_the_innermost_text_clipped() -> None:
+    inner = "y" * 50
+    with pytest.raises(SubstitutionError) as info:
+        substitute("${A:-" * (MAX_NESTING + 1) + inner + "}" * (MAX_NESTING + 1), {})
+    shown = "y" * 40 + "… (10 more characters)"
+    assert info.value.var == shown
+    assert str(info.value) == f"${{…}} references nested more than {MAX_NESTING} deep (at {shown!r})"

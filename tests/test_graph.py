@@ -17,14 +17,16 @@ import pytest
 from b00t_graph.capabilities import Resolver
 from b00t_graph.errors import (
     AmbiguousTargetError,
+    CapabilityError,
     CycleError,
     DatumError,
     EnvError,
+    MissingDependencies,
     MissingDependencyError,
     PortConflictError,
     Problem,
 )
-from b00t_graph.graph import Graph, closure, compile_graph, config_hash, suggest
+from b00t_graph.graph import Graph, closure, compile_graph, config_hash, host_ports, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
 from b00t_graph.model import Build, Datum, HealthCheck, McpLaunch, Need, Presence
 
@@ -696,3 +698,115 @@ def test_the_dialect_fields_are_substituted() -> None:
     assert [(m.command, m.args, m.env, m.url) for m in spec.mcp] == [
         ("srv", ("--port", "81"), {"K": "81"}, None), (None, (), {}, "http://localhost:81/mcp")]
     assert (spec.run_env, spec.container_name) == ({"R": "81"}, "srv-81")
+
+
+def test_an_optional_member_left_out_is_noted_with_close_names_or_without() -> None:
+    cat = cat_of(D("s.stack", optional=("ghost.cli", "xyzzy.cli")), D("ghst.cli"), D("ghosts.cli"))
+    assert [str(n) for n in compile_graph(cat, ["s.stack"], environ={}).notes] == [
+        "/datums/s.stack.toml: b00t.stack.components: optional member 'ghost.cli' left out: no datum provides it "
+        "(did you mean 'ghosts.cli', 'ghst.cli'?)",
+        "/datums/s.stack.toml: b00t.stack.components: optional member 'xyzzy.cli' left out: no datum provides it"]
+
+
+def test_every_unfilled_need_of_a_datum_is_reported() -> None:
+    cat = cat_of(D("app.mcp", needs=(Need("db", "vector-db"), Need("llm", "llm"))))
+    with pytest.raises(CapabilityError) as info:
+        compile_graph(cat, ["app.mcp"], environ={})
+    assert len(info.value.messages) == 2
+    assert "db" in info.value.messages[0] and "llm" in info.value.messages[1]
+
+
+def test_an_optional_member_chosen_as_a_provider_is_needed() -> None:
+    cat = cat_of(D("s.stack", optional=("qdrant.mcp",), needs=(Need("db", "vector-db"),)),
+                 D("qdrant.mcp", provides="vector-db"))
+    graph = compile_graph(cat, ["s.stack"], environ={})
+    assert graph.nodes["s.stack"].deps == ("qdrant.mcp",) and graph.nodes["s.stack"].soft == ()
+    assert graph.required() == {"s.stack", "qdrant.mcp"}
+
+
+def test_an_unresolved_reference_in_a_dialect_field_names_its_key() -> None:
+    datum = D("srv.mcp", presence=Presence(command=("${BIN}",)), env_defaults={"D": "${X1}"},
+              mcp=(McpLaunch("stdio", command="${X2}", args=("a", "${X3}"), env={"K": "${X4}"}),
+                   McpLaunch("httpstream", url="${X5}")),
+              run_env={"R": "${X6}"}, container_name="${X7}")
+    with pytest.raises(EnvError) as info:
+        compile_graph(cat_of(datum), ["srv.mcp"], environ={})
+    assert [p.key for p in info.value.problems] == [
+        "b00t.env.defaults.D", "b00t.presence[0]", "b00t.mcp.stdio.command", "b00t.mcp.stdio.args[1]",
+        "b00t.mcp.stdio.env.K", "b00t.mcp.httpstream.url", "b00t.run_env.R", "b00t.container_name"]
+
+
+def test_a_use_for_a_slot_nobody_needs_lists_the_slots_there_are() -> None:
+    cat = cat_of(D("app.mcp", needs=(Need("db", "vector-db"),)), D("qdrant.mcp", provides="vector-db"),
+                 D("other.mcp"))
+    with pytest.raises(CapabilityError) as info:
+        compile_graph(cat, ["app.mcp"], environ={}, use={"llm": "qdrant.mcp"})
+    assert str(info.value) == "--use llm=qdrant.mcp: no datum of this graph needs a slot 'llm' (slots: db)"
+    with pytest.raises(CapabilityError) as info:
+        compile_graph(cat, ["other.mcp"], environ={}, use={"llm": "qdrant.mcp"})
+    assert str(info.value) == "--use llm=qdrant.mcp: no datum of this graph needs a slot 'llm'"
+
+
+def test_an_unknown_target_of_closure_is_reported_with_suggestions_and_the_others_too() -> None:
+    cat = cat_of(D("alpha.mcp"), D("beta.mcp"))
+    with pytest.raises(MissingDependencyError) as info:
+        closure(cat, ["alpah.mcp"])
+    assert (info.value.missing, info.value.wanted_by, info.value.suggestions) == ("alpah.mcp", None, ["alpha.mcp"])
+    with pytest.raises(MissingDependencies) as many:
+        closure(cat, ["alpah.mcp", "bteta.mcp", "alpha.mcp"])
+    assert [e.missing for e in many.value.errors] == ["alpah.mcp", "bteta.mcp"]
+    broken = {"bad.mcp": [Problem("/datums/bad.mcp.toml", "b00t.x", "wrong")]}
+    with pytest.raises(DatumError) as bad:  # a broken target is reported as broken, not missing
+        closure(cat_of(D("alpha.mcp"), broken=broken), ["bad.mcp"])
+    assert bad.value.problems == broken["bad.mcp"]
+
+
+def test_a_broken_datum_reached_twice_is_reported_once() -> None:
+    broken = {"bad.mcp": [Problem("/datums/bad.mcp.toml", "b00t.x", "wrong")]}
+    cat = cat_of(D("a.mcp", depends_on=("bad.mcp",)), D("b.mcp", depends_on=("bad.mcp",)), broken=broken)
+    for targets in (["a.mcp", "b.mcp"], ["bad.mcp", "bad.mcp"], ["bad.mcp", "a.mcp"]):
+        with pytest.raises(DatumError) as info:
+            closure(cat, targets)
+        assert info.value.problems == broken["bad.mcp"], targets
+
+
+def test_a_node_that_fails_to_resolve_still_passes_on_its_chosen_providers_exports() -> None:
+    # a.mcp fails on its own; b.mcp reads V from the provider a.mcp was given: only a's problem is reported
+    cat = cat_of(D("p.mcp", provides="cap", env={"V": "1"}),
+                 D("a.mcp", needs=(Need("c", "cap"),), env={"BAD": "${UNSET}"}),
+                 D("b.mcp", depends_on=("a.mcp",), env={"Z": "${V}"}))
+    with pytest.raises(EnvError) as info:
+        compile_graph(cat, ["b.mcp"], environ={})
+    assert [(p.path, p.key) for p in info.value.problems] == [("/datums/a.mcp.toml", "b00t.env.BAD")]
+
+
+def _served(name: str, **health: str) -> Datum:
+    return D(f"{name}.process", command=("srv",), health_check=HealthCheck(**health))
+
+
+def test_which_probes_of_a_process_claim_a_host_port() -> None:
+    def claims(**health: str) -> list[tuple[str, int, str]]:
+        graph = compile_graph(cat_of(_served("a", **health)), ["a.process"], environ={})
+        return [(c.proto, c.port, c.how) for c in host_ports(graph.nodes["a.process"])]
+
+    assert claims(tcp="[::1]:8080") == [("tcp", 8080, "serves [::1]:8080 (its tcp probe)")]
+    assert claims(tcp="10.0.0.5:8080") == []
+    assert claims(tcp="127.0.0.1:http") == []
+    assert claims(http_url="http://example.com:8080/") == []
+    assert claims(http_url="http://localhost:99999/") == []  # not a port: nothing claimed
+    assert claims(http_url="http://localhost:8081/") == [
+        ("tcp", 8081, "serves http://localhost:8081/ (its http probe)")]
+
+
+def test_a_conflict_names_the_address_a_port_is_published_on() -> None:
+    cat = cat_of(D("s.stack", members=("redis.docker", "valkey.docker")),
+                 _redis("redis", "-p", "127.0.0.1:6379:6379"), _redis("valkey", "-p", "6379:6379"))
+    with pytest.raises(PortConflictError) as info:
+        compile_graph(cat, ["s.stack"], environ={})
+    assert "(/datums/redis.docker.toml: publishes 127.0.0.1:6379:6379/tcp) and valkey.docker " \
+           "(/datums/valkey.docker.toml: publishes 6379:6379/tcp)" in str(info.value)
+
+
+def test_a_typed_name_gets_close_names_not_the_datums_under_it() -> None:
+    # "web.x" is the datum "web" of type x: web.x.cli (the datum "web.x") is only a close name
+    assert suggest(cat_of(D("web.x.cli"), D("web.y")), "web.x") == ["web.y", "web.x.cli"]

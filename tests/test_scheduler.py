@@ -235,3 +235,12 @@ def test_critical_path_takes_missing_start_times_as_the_run_start() -> None:
 
 def test_critical_path_of_a_node_outside_the_graph_is_that_node() -> None:
     assert critical_path({}, {"x": 1.0}, {"x": 4.0}) == [Hop("x", 1.0, 3.0)]
+
+
+def test_a_failure_goes_on_past_a_soft_dependent_and_one_already_skipped() -> None:
+    # m's dependents, in this order: stack (soft), x (skipped already), h (hard): h is skipped all the same
+    s = Scheduler({"a": [], "m": [], "stack": ["m"], "x": ["a", "m"], "h": ["m"]}, soft={"stack": ["m"]})
+    assert s.fail("a") == ["x"]
+    assert s.fail("m") == ["h"]
+    assert s.released() == ["stack"]
+    assert s.skipped == {"x": "dependency a failed", "h": "dependency m failed"}

@@ -21,6 +21,7 @@ from .logs import exec_cmd, logs
 from .mcp import mcp_config, mcp_group
 from .ops import ps, restart, stop
 from .plan import plan
+from .supervise import supervise
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -54,8 +55,8 @@ def main(ctx: click.Context, datums: tuple[str, ...], state_dir: Path | None, pr
 # --- plan ----------------------------------------------------------------------------------------
 
 
-for _cmd in (plan, up, down, status, ps, stop, restart, logs, exec_cmd, validate, ls_cmd, mcp_config, mcp_group,
-             export_group):
+for _cmd in (plan, up, down, status, ps, supervise, stop, restart, logs, exec_cmd, validate, ls_cmd, mcp_config,
+             mcp_group, export_group):
     main.add_command(_cmd)
 
 

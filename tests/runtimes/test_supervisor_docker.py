@@ -1,8 +1,10 @@
 """Supervision of a real container: one whose liveness check starts failing is recreated (Docker itself
-never restarts an unhealthy container)."""
+never restarts an unhealthy container), in the engine and by the detached supervisor (`supervise`), which
+then leaves a `down` of it alone."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,15 @@ import anyio
 import pytest
 
 from b00t_graph import Engine, load_graph
+from b00t_graph.detached import folder as folder_of
 from b00t_graph.supervisor import Supervisor, supervisable
+from tests.procutil import Reaper, cli, kill, wait_for, wait_gone
 from tests.runtimes.test_docker_runtime import write_datum
 
-pytestmark = [pytest.mark.anyio, pytest.mark.docker]
+pytestmark = [pytest.mark.docker]
 
 
+@pytest.mark.anyio
 async def test_an_unhealthy_container_is_recreated_by_liveness(tmp_path: Path, prefix: str, test_image: str,
                                                                engine: Any) -> None:
     folder = tmp_path / "datums"
@@ -57,3 +62,42 @@ async def test_an_unhealthy_container_is_recreated_by_liveness(tmp_path: Path, p
         finally:
             with anyio.CancelScope(shield=True):
                 await eng.down(graph)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_detached_supervisor_recreates_an_unhealthy_container_and_down_is_not_undone(
+        tmp_path: Path, prefix: str, test_image: str, engine: Any, reaper: Reaper, state_dir: Path,
+        backend: str) -> None:
+    folder = tmp_path / "datums"
+    folder.mkdir()
+    name = f"{prefix}-sick"
+    write_datum(folder, name, image=test_image, command=["sleep", "300"],
+                health={"exec": ["sh", "-c", "test ! -e /tmp/sick"], "timeout_ms": 15000, "interval_ms": 100})
+    path = folder / f"{name}.docker.toml"
+    path.write_text(path.read_text() + '[b00t.restart]\npolicy = "always"\ninterval_ms = 100\n'
+                    "failure_threshold = 2\nbackoff_ms = 50\n")
+    ident = f"{name}.docker"
+    reaper.down_on_exit([ident], folder)
+    assert cli("up", ident, "-q", "-d", str(folder), state_dir=state_dir, backend=backend).returncode == 0
+    first = engine.container(name)["Id"]
+    sup = cli("supervise", ident, "-d", str(folder), state_dir=state_dir, backend=backend, timeout=120)
+    assert sup.returncode == 0, sup.stderr
+    state = folder_of(state_dir) / "state.json"
+    pid = int(json.loads(state.read_text())["pid"])
+    reaper.pids.append(pid)
+    try:
+        sick = cli("exec", ident, "-d", str(folder), "touch", "/tmp/sick", state_dir=state_dir)
+        assert sick.returncode == 0, sick.stderr
+        wait_for(lambda: json.loads(state.read_text())["watching"][ident]["restarts"] == 1
+                 and json.loads(state.read_text())["watching"][ident]["status"] == "running",
+                 timeout=90, what="the unhealthy container to be recreated")
+        now = engine.container(name)
+        assert now is not None and now["Id"] != first and now["State"]["Running"]
+        down = cli("down", ident, "-q", "-d", str(folder), state_dir=state_dir, backend=backend)
+        assert down.returncode == 0, down.stderr
+        assert wait_gone(pid, 60), "the supervisor ends once what it watched was taken down"
+        log = (folder_of(state_dir) / "log").read_text()
+        assert f"{ident} stopped: taken down by a `down` or `stop`" in log, log
+        assert engine.container(name) is None, "down must not be undone"
+    finally:
+        kill(pid)

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from b00t_graph.detached import folder
+from b00t_graph.detached import StateFile, find_all, folder, hold, read, stop
+from b00t_graph.events import Silent
+from b00t_graph.projects import project_state_dir
 from tests.procutil import Reaper, alive, cli, free_port, marks, records, wait_for, wait_gone
 from tests.test_supervisor import datum, script  # noqa: F401  # the crashy service and its fixture
 
@@ -144,3 +146,23 @@ def test_supervise_with_nothing_running_says_so(stack: tuple[Path, Path], state_
     assert "error: nothing of app.process runs here to supervise; `b00t-graph up` it first" in res.stderr
     assert "Traceback" not in res.stderr
     assert supervisors(state_dir) == []
+
+
+def test_the_lock_not_the_state_file_says_whether_a_supervisor_runs(tmp_path: Path) -> None:
+    sd = tmp_path / "state"
+    assert read(sd) is None and find_all(sd) == []
+    with hold(sd) as mine:
+        assert mine
+        with hold(sd) as second:  # another open file description: as another process would see it
+            assert not second
+        StateFile(sd, Silent(), targets=["x.process"], project=None).write()
+        info = read(sd)
+        assert info is not None and info.running and not info.stale and info.pid == os.getpid()
+        with hold(project_state_dir(sd, "p1")) as theirs:  # a project has a supervisor of its own
+            assert theirs
+            StateFile(project_state_dir(sd, "p1"), Silent(), targets=[], project="p1").write()
+            assert [(i.project, i.running) for i in find_all(sd)] == [(None, True), ("p1", True)]
+    stale = read(sd)  # the holder is gone (as after kill -9), its state file is left
+    assert stale is not None and not stale.running and stale.stale and stale.targets == ("x.process",)
+    assert "not running" in stale.text()
+    assert stop(sd) == stale and read(sd) is None, "--stop clears a stale state file"

@@ -14,7 +14,8 @@ the others probed again — after a backoff with jitter (:func:`next_delay`). A 
 A node that is gone altogether (no process record, no container) was taken away on purpose by a
 ``down`` or ``stop``: a crash leaves its record or its exited container behind. Its supervision ends
 ("stopped") instead of fighting the ``down``; the look is taken under the node's lock, so a
-``down`` half way is waited for, not raced.
+``down`` half way is waited for, not raced. (A container run with ``--rm`` leaves nothing when it
+crashes: it is seen as taken down.)
 
 The decisions (:func:`policy_of`, :func:`verdict`, :func:`next_delay`) are pure functions.
 Supervision runs in ``up --attach`` and in the detached ``supervise`` (:mod:`b00t_graph.detached`).
@@ -129,11 +130,15 @@ class Supervisor:
     Events go to ``reporter`` (default: the engine's): ``exited``, ``unhealthy``, ``healthy``,
     ``restarting``, ``restarted``, ``failed`` (terminal, followed by ``log`` with the tail), and
     ``probe`` for a liveness miss. :meth:`run` returns once no node is left to watch.
+    ``finish_restarts``: a cancel (SIGTERM of the detached supervisor, which leaves the services running)
+    waits for a restart under way to end, so no node is left half way between stopped and started.
     """
 
     def __init__(self, engine: Engine, graph: Graph, nodes: Iterable[str] | None = None, *,
-                 poll: float = POLL, rng: _Random | None = None, reporter: Reporter | None = None) -> None:
+                 poll: float = POLL, rng: _Random | None = None, reporter: Reporter | None = None,
+                 finish_restarts: bool = False) -> None:
         self.engine = engine
+        self.finish_restarts = finish_restarts
         self.graph = graph
         self.poll = poll
         self.rng: _Random = rng or random.Random()
@@ -292,7 +297,8 @@ class Supervisor:
             self._begun += 1
             try:
                 await anyio.sleep(delay)
-                problem = await self._restart(w)
+                with anyio.CancelScope(shield=self.finish_restarts):
+                    problem = await self._restart(w)
             finally:
                 self._restarting.discard(w.node)
             if problem is None:

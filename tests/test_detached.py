@@ -75,6 +75,8 @@ def test_a_detached_supervisor_restarts_a_crash_and_stop_leaves_the_services_run
     assert info["watching"]["app.process"]["status"] == "running", info
     status = cli("status", state_dir=state_dir)
     assert f"supervisor: pid {pid} since" in status.stdout and "1 restart(s) so far" in status.stdout, status.stdout
+    of_target = cli("status", "app.process", "-d", str(folder_), state_dir=state_dir)
+    assert f"supervisor: pid {pid} since" in of_target.stdout, of_target.stdout
 
     stop = cli("supervise", "--stop", state_dir=state_dir, backend=backend)
     assert stop.returncode == 0, stop.stderr

@@ -156,7 +156,7 @@ def _foreground(targets: tuple[str, ...], datums: tuple[str, ...], sd: Path, pro
                 what = " ".join(targets) if targets else "what b00t-graph manages"
                 raise SupervisorError(f"nothing of {what} runs here to supervise; `b00t-graph up` it first")
             state.inner = ProgressReporter(full, err, live=False, quiet=quiet, logs=True)
-            sup = Supervisor(engine, full, nodes, reporter=state)
+            sup = Supervisor(engine, full, nodes, reporter=state, finish_restarts=True)
             state.supervisor = sup
             state.write()
             if not quiet:

@@ -21,18 +21,22 @@ from tests.runtimes.test_docker_runtime import write_datum
 pytestmark = [pytest.mark.docker]
 
 
+def sick_datum(folder: Path, name: str, image: str, policy: str) -> str:
+    """A container that turns unhealthy once ``/tmp/sick`` exists in it, restarted by ``policy``."""
+    folder.mkdir()
+    write_datum(folder, name, image=image, command=["sleep", "300"],
+                health={"exec": ["sh", "-c", "test ! -e /tmp/sick"], "timeout_ms": 15000, "interval_ms": 100})
+    path = folder / f"{name}.docker.toml"
+    path.write_text(path.read_text() + f'[b00t.restart]\npolicy = "{policy}"\ninterval_ms = 100\n'
+                    "failure_threshold = 2\nbackoff_ms = 50\n")
+    return f"{name}.docker"
+
+
 @pytest.mark.anyio
 async def test_an_unhealthy_container_is_recreated_by_liveness(tmp_path: Path, prefix: str, test_image: str,
                                                                engine: Any) -> None:
-    folder = tmp_path / "datums"
-    folder.mkdir()
-    name = f"{prefix}-sick"
-    write_datum(folder, name, image=test_image, command=["sleep", "300"],
-                health={"exec": ["sh", "-c", "test ! -e /tmp/sick"], "timeout_ms": 15000, "interval_ms": 100})
-    path = folder / f"{name}.docker.toml"
-    path.write_text(path.read_text() + '[b00t.restart]\npolicy = "on-failure"\ninterval_ms = 100\n'
-                    "failure_threshold = 2\nbackoff_ms = 50\n")
-    ident = f"{name}.docker"
+    folder, name = tmp_path / "datums", f"{prefix}-sick"
+    ident = sick_datum(folder, name, test_image, "on-failure")
     graph = load_graph([ident], folder)
     seen: list[tuple[str, str]] = []
 
@@ -68,15 +72,8 @@ async def test_an_unhealthy_container_is_recreated_by_liveness(tmp_path: Path, p
 def test_the_detached_supervisor_recreates_an_unhealthy_container_and_down_is_not_undone(
         tmp_path: Path, prefix: str, test_image: str, engine: Any, reaper: Reaper, state_dir: Path,
         backend: str) -> None:
-    folder = tmp_path / "datums"
-    folder.mkdir()
-    name = f"{prefix}-sick"
-    write_datum(folder, name, image=test_image, command=["sleep", "300"],
-                health={"exec": ["sh", "-c", "test ! -e /tmp/sick"], "timeout_ms": 15000, "interval_ms": 100})
-    path = folder / f"{name}.docker.toml"
-    path.write_text(path.read_text() + '[b00t.restart]\npolicy = "always"\ninterval_ms = 100\n'
-                    "failure_threshold = 2\nbackoff_ms = 50\n")
-    ident = f"{name}.docker"
+    folder, name = tmp_path / "datums", f"{prefix}-sick"
+    ident = sick_datum(folder, name, test_image, "always")
     reaper.down_on_exit([ident], folder)
     assert cli("up", ident, "-q", "-d", str(folder), state_dir=state_dir, backend=backend).returncode == 0
     first = engine.container(name)["Id"]

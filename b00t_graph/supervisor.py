@@ -213,6 +213,9 @@ class Supervisor:
             except NodeError as exc:
                 m = _CODE.search(exc.reason)
                 failure = Failure("exited", exc.reason, int(m.group(1)) if m else None, exc.log_tail)
+            except B00tGraphError as exc:  # the runtime could not answer (an engine restarting): ask again later
+                self.reporter.event(w.node, "probe", f"cannot check: {exc}")
+                continue
             if failure is None and anyio.current_time() >= next_probe:
                 next_probe = anyio.current_time() + interval
                 failure = await self._liveness(w, node, rt, http)

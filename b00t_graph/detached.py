@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .loader import Catalog
     from .supervisor import Supervisor
 
+#: Bytes of log after which a new supervisor starts a fresh one (the old kept as ``log.1``).
+LOG_LIMIT = 1 << 20
 #: Seconds ``stop`` waits for a supervisor to end after SIGTERM (it may be half way through a restart).
 STOP_TIMEOUT = 60.0
 
@@ -47,6 +49,16 @@ def folder(state_dir: Path) -> Path:
 
 def log_path(state_dir: Path) -> Path:
     return folder(state_dir) / "log"
+
+
+def start_log(state_dir: Path) -> Path:
+    """The log a new supervisor appends to; one past ``LOG_LIMIT`` bytes is kept as ``log.1`` first."""
+    path = log_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > LOG_LIMIT:
+            os.replace(path, path.with_name("log.1"))
+    return path
 
 
 def _lock_path(state_dir: Path) -> Path:

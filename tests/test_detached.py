@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from b00t_graph.detached import StateFile, find_all, folder, hold, read, stop
+from b00t_graph.detached import LOG_LIMIT, StateFile, find_all, folder, hold, read, start_log, stop
 from b00t_graph.events import Silent
 from b00t_graph.projects import project_state_dir
 from tests.procutil import Reaper, alive, cli, free_port, marks, records, wait_for, wait_gone
@@ -168,3 +168,13 @@ def test_the_lock_not_the_state_file_says_whether_a_supervisor_runs(tmp_path: Pa
     assert stale is not None and not stale.running and stale.stale and stale.targets == ("x.process",)
     assert "not running" in stale.text()
     assert stop(sd) == stale and read(sd) is None, "--stop clears a stale state file"
+
+
+def test_a_new_supervisor_starts_a_fresh_log_past_the_limit(tmp_path: Path) -> None:
+    sd = tmp_path / "state"
+    log = start_log(sd)
+    log.write_bytes(b"x" * 100)
+    assert start_log(sd) == log and log.stat().st_size == 100  # small: appended to
+    log.write_bytes(b"x" * (LOG_LIMIT + 1))
+    assert start_log(sd) == log and not log.exists()
+    assert (log.parent / "log.1").stat().st_size == LOG_LIMIT + 1

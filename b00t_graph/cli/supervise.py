@@ -106,8 +106,7 @@ def _detach(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path |
         argv += ["--use", u]
     if project:
         argv += ["-p", project]
-    log = detached.log_path(sd)
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = detached.start_log(sd)
     with open(log, "ab") as fh:
         start = fh.tell()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,

@@ -265,3 +265,9 @@ class UpFailed(B00tGraphError):
 
 class LockTimeout(B00tGraphError):
     """Another b00t-graph process held a node's lock for too long."""
+
+
+class SupervisorError(B00tGraphError):
+    """The detached supervisor (``b00t-graph supervise``) could not do its work: nothing of the targets
+    runs to supervise (``up`` them first), it ended as soon as it started, or it did not end after SIGTERM.
+    Its log (``<state dir>/supervisor/log``) says more."""

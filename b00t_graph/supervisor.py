@@ -11,8 +11,14 @@ ones declaring ``[b00t] restart_dependents = true`` are restarted with it in dep
 the others probed again — after a backoff with jitter (:func:`next_delay`). A node that fails
 ``max_restarts`` restarts in a row ends "failed", is stopped, and its log tail is reported.
 
+A node that is gone altogether (no process record, no container) was taken away on purpose by a
+``down`` or ``stop``: a crash leaves its record or its exited container behind. Its supervision ends
+("stopped") instead of fighting the ``down``; the look is taken under the node's lock, so a
+``down`` half way is waited for, not raced. (A container run with ``--rm`` leaves nothing when it
+crashes: it is seen as taken down.)
+
 The decisions (:func:`policy_of`, :func:`verdict`, :func:`next_delay`) are pure functions.
-Supervision lives as long as the ``up --attach`` that runs it; a detached supervisor is not built.
+Supervision runs in ``up --attach`` and in the detached ``supervise`` (:mod:`b00t_graph.detached`).
 """
 
 from __future__ import annotations
@@ -30,12 +36,13 @@ from .engine import Engine, RunResult
 from .errors import B00tGraphError, NodeError
 from .events import Reporter
 from .graph import Graph, Node
+from .locks import node_lock
 from .model import Datum, RestartPolicy
 from .readiness import _Http, probe_once
 from .runtimes import ABSENT, Runtime, State
 
 #: States a node does not leave: supervision of it is over.
-TERMINAL = frozenset({"exited", "failed"})
+TERMINAL = frozenset({"exited", "failed", "stopped"})
 #: How often ``alive`` is asked by default (seconds).
 POLL = 0.5
 
@@ -91,7 +98,8 @@ def verdict(policy: RestartPolicy, restarts: int, failure: Failure) -> str:
 
 @attrs.define
 class Watched:
-    """One supervised node: ``status`` is running | unhealthy | restarting | exited | failed."""
+    """One supervised node: ``status`` is running | unhealthy | restarting | exited | failed | stopped
+    (taken down by a ``down`` or ``stop``)."""
 
     node: str
     policy: RestartPolicy
@@ -124,11 +132,15 @@ class Supervisor:
     Events go to ``reporter`` (default: the engine's): ``exited``, ``unhealthy``, ``healthy``,
     ``restarting``, ``restarted``, ``failed`` (terminal, followed by ``log`` with the tail), and
     ``probe`` for a liveness miss. :meth:`run` returns once no node is left to watch.
+    ``finish_restarts``: a cancel (SIGTERM of the detached supervisor, which leaves the services running)
+    waits for a restart under way to end, so no node is left half way between stopped and started.
     """
 
     def __init__(self, engine: Engine, graph: Graph, nodes: Iterable[str] | None = None, *,
-                 poll: float = POLL, rng: _Random | None = None, reporter: Reporter | None = None) -> None:
+                 poll: float = POLL, rng: _Random | None = None, reporter: Reporter | None = None,
+                 finish_restarts: bool = False) -> None:
         self.engine = engine
+        self.finish_restarts = finish_restarts
         self.graph = graph
         self.poll = poll
         self.rng: _Random = rng or random.Random()
@@ -138,6 +150,7 @@ class Supervisor:
         self.watched = {i: Watched(i, policy_of(graph.nodes[i].spec)) for i in idents}
         self.restarted: list[str] = []  # every node a restart started, in order (for `down` at the end)
         self._restarting: set[str] = set()
+        self._begun = 0  # restarts begun so far: a look that spans one cannot be trusted
         self._lock = anyio.Lock()
         self._deps = {i: self._closure_of([i]) - {i} for i in self.watched}
 
@@ -202,12 +215,33 @@ class Supervisor:
             except NodeError as exc:
                 m = _CODE.search(exc.reason)
                 failure = Failure("exited", exc.reason, int(m.group(1)) if m else None, exc.log_tail)
+            except B00tGraphError as exc:  # the runtime could not answer (an engine restarting): ask again later
+                self.reporter.event(w.node, "probe", f"cannot check: {exc}")
+                continue
             if failure is None and anyio.current_time() >= next_probe:
                 next_probe = anyio.current_time() + interval
                 failure = await self._liveness(w, node, rt, http)
             if failure is not None and not self._paused(w.node):
+                if failure.kind == "exited":
+                    begun = self._begun
+                    gone = await self._taken_down(node, rt)
+                    if self._begun != begun or self._paused(w.node):
+                        continue  # a restart of ours began meanwhile: what was seen may be its doing
+                    if gone:
+                        w.status, w.reason = "stopped", "taken down by a `down` or `stop`: no longer supervised"
+                        self.reporter.event(w.node, "stopped", w.reason)
+                        return
                 await self._handle(w, node, rt, failure)
                 next_probe = anyio.current_time() + interval
+
+    async def _taken_down(self, node: Node, rt: Runtime) -> bool:
+        """The node is gone altogether (no record, no container): a ``down`` or ``stop`` removed it."""
+        try:
+            async with node_lock(self.engine.state_dir, node.id, remove=True):
+                obs = (await rt.observe([node])).get(node.id, ABSENT)
+        except B00tGraphError:
+            return False  # cannot tell: the policy decides, as for any exit
+        return obs.state is State.ABSENT
 
     async def _liveness(self, w: Watched, node: Node, rt: Runtime, http: _Http) -> Failure | None:
         why = await self._probe(node, rt, http)
@@ -265,9 +299,11 @@ class Supervisor:
             self.reporter.event(w.node, "restarting", f"restart {w.restarts}/{w.policy.max_restarts} "
                                 f"in {delay:.2f}s ({failure.reason})")
             self._restarting.add(w.node)
+            self._begun += 1
             try:
                 await anyio.sleep(delay)
-                problem = await self._restart(w)
+                with anyio.CancelScope(shield=self.finish_restarts):
+                    problem = await self._restart(w)
             finally:
                 self._restarting.discard(w.node)
             if problem is None:

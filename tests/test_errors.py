@@ -34,6 +34,7 @@ from b00t_graph.errors import (
     StartError,
     StateDirError,
     StopError,
+    SupervisorError,
     UpFailed,
 )
 from b00t_graph.runtimes import Observed, State
@@ -74,6 +75,7 @@ TREE = [
     (PortInUse, StartError),
     (PresenceError, NodeError),
     (NodePaused, NodeExited),
+    (SupervisorError, B00tGraphError),
 ]
 
 
@@ -95,7 +97,8 @@ def test_every_class_of_the_readme_tree_is_in_b00t_graph_errors() -> None:
         "MissingDependencyError", "AmbiguousTargetError", "RuntimeUnavailable", "EngineUnavailable", "NodeError",
         "StartError",
         "ConflictError", "ReadinessTimeout", "NodeExited", "StopError", "UpFailed", "LockTimeout",
-        "StateDirError", "CapabilityError", "PortConflictError", "PortInUse", "PresenceError", "NodePaused"}
+        "StateDirError", "CapabilityError", "PortConflictError", "PortInUse", "PresenceError", "NodePaused",
+        "SupervisorError"}
     for name in TREE_NAMES:
         assert getattr(errors, name).__module__ == "b00t_graph.errors", name
 

@@ -321,7 +321,7 @@ def test_bash_completion_script_from_the_installed_command() -> None:
 
 
 @pytest.mark.parametrize("cmd", [["up"], ["down"], ["status"], ["plan"], ["validate"], ["ls"], ["mcp-config"],
-                                 ["mcp"], ["mcp", "serve"], []])
+                                 ["mcp"], ["mcp", "serve"], ["supervise"], []])
 def test_every_command_help_has_an_example(cmd: list[str]) -> None:
     res = CliRunner().invoke(main, [*cmd, "--help"])
     assert res.exit_code == 0
@@ -332,7 +332,7 @@ def test_every_command_help_has_an_example(cmd: list[str]) -> None:
 
 
 def test_project_option_is_on_every_command_that_acts_or_looks() -> None:
-    for cmd in (["up"], ["down"], ["status"], ["plan"], ["stop"], ["restart"], ["mcp-config"], []):
+    for cmd in (["up"], ["down"], ["status"], ["plan"], ["stop"], ["restart"], ["mcp-config"], ["supervise"], []):
         res = CliRunner().invoke(main, [*cmd, "--help"])
         assert "--project" in res.stdout and "-p," in res.stdout, cmd
 

@@ -1,11 +1,13 @@
 """Supervision on real processes: crash → restarted with backoff, then failed; liveness; restart_dependents;
-policy "no"; ``up --attach`` ended by SIGINT. And the pure decisions, without an event loop."""
+policy "no"; a `down` from another command left alone; ``up --attach`` ended by SIGINT. And the pure
+decisions, without an event loop."""
 
 from __future__ import annotations
 
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from b00t_graph import Engine, load_graph
 from b00t_graph.errors import Problem
 from b00t_graph.loader import structure_datum
 from b00t_graph.model import Datum, RestartPolicy
-from b00t_graph.supervisor import Failure, Supervisor, next_delay, policy_of, supervisable, verdict
+from b00t_graph.supervisor import TERMINAL, Failure, Supervisor, next_delay, policy_of, supervisable, verdict
 from tests.procutil import Reaper, alive, cli_popen, free_port, marks, q, records, wait_for
 
 WriteDatums = Callable[..., Path]
@@ -192,6 +194,32 @@ async def test_policy_no_leaves_a_crashed_process_alone(
     assert sup.watched["once.process"].status == "exited"
     assert "restarting" not in events.phases("once.process")
     assert len(marks(mark)) == 1
+
+
+@pytest.mark.anyio
+async def test_a_down_from_another_command_is_not_undone(
+        write_datums: WriteDatums, script: Path, state_dir: Path, reaper: Reaper, tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    policy = 'policy = "always"\nbackoff_ms = 50'
+    folder = write_datums({
+        "db.process": datum("db", script, mark, port=free_port(), restart=policy),
+        "app.process": datum("app", script, mark, port=free_port(), deps=("db.process",), restart=policy),
+    })
+    reaper.down_on_exit(["app.process"], folder)
+    down: list[subprocess.Popen[str]] = []
+
+    def taken_down(sup: Supervisor) -> bool:
+        if not down:  # while the supervisor polls: it must wait for the down, not race it
+            down.append(cli_popen("down", "app.process", "-q", "-d", str(folder), state_dir=state_dir))
+            reaper.popens.append(down[0])
+        return all(w.status in TERMINAL for w in sup.watched.values())
+
+    sup, events = await supervise(folder, "app.process", state_dir, until=taken_down)
+    assert down[0].wait(timeout=30) == 0, down[0].communicate()[1]
+    assert {i: w.status for i, w in sup.watched.items()} == {"db.process": "stopped", "app.process": "stopped"}
+    assert not any(p in ("restarting", "restarted") for _, p, _ in events.seen), events.seen
+    assert sorted(name for _, name, _ in marks(mark)) == ["app", "db"]  # nothing started again
+    assert records(state_dir) == {}
 
 
 @pytest.mark.anyio

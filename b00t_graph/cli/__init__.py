@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "down": ("lifecycle", "down"),
     "status": ("lifecycle", "status"),
     "ps": ("ops", "ps"),
+    "supervise": ("supervise", "supervise"),
     "stop": ("ops", "stop"),
     "restart": ("ops", "restart"),
     "logs": ("logs", "logs"),

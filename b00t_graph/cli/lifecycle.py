@@ -236,7 +236,7 @@ def down(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | None, project: str | None,
            as_json: bool,
            use: tuple[str, ...], engine: tuple[str, ...], on: str | None) -> None:
-    """Each node's state, changing nothing; without a target, what `ps` shows.
+    """Each node's state, changing nothing (and the supervisor's, when one runs); without a target, what `ps` shows.
 
     \b
     Example:
@@ -265,7 +265,12 @@ def status(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | 
                                        "detail": observed[i].detail if i in observed else "",
                                        "action": actions[i].name.lower()} for i in graph.nodes}))
     else:
+        from ..detached import read
+
         out.print(render.status_view(graph, observed, actions, unavailable))
+        sup = read(_state(state_dir, project), project)
+        if sup is not None:
+            click.echo(sup.text())
     if unavailable:
         for why in unavailable.values():
             _say(f"error: {why}")

@@ -27,13 +27,16 @@ def _use(use: Sequence[str]) -> dict[str, str]:
 
 def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> None:
     """Print the inventory (shared by ``ps`` and ``status`` without a target)."""
+    from ..detached import find_all
     from ..inventory import uptime_text
     from ..ops import ps as do_ps
 
     cat = _catalog(datums)
     inv = _run(lambda: do_ps(cat, _state(state_dir)))
+    supervisors = find_all(_state(state_dir))
     if as_json:
-        click.echo(render.to_json({"items": [m.as_json() for m in inv.items], "unavailable": inv.unavailable}))
+        click.echo(render.to_json({"items": [m.as_json() for m in inv.items], "unavailable": inv.unavailable,
+                                   "supervisors": [s.as_json() for s in supervisors]}))
     else:
         from rich.table import Table
 
@@ -49,6 +52,8 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
             out.print(table)
         else:
             click.echo("nothing managed by b00t-graph runs here")
+        for sup in supervisors:
+            click.echo(sup.text())
     orphans = inv.orphans()
     if orphans:
         click.echo(f"{len(orphans)} orphan(s) ({', '.join(sorted({m.node for m in orphans}))}): "

@@ -1078,6 +1078,7 @@ class DockerRuntime:
         plan = self._plan(node)
         grace = _grace_s(node, plan)
         kept: list[str] = []
+        removed: list[str] = []
 
         def fail(msg: str) -> B00tGraphError:
             return StopError(node.id, msg)
@@ -1090,6 +1091,7 @@ class DockerRuntime:
                     data = await (await d.networks.get(net)).show()
                     if _is_ours(data.get("Labels")) and not data.get("Containers"):
                         await (await d.networks.get(net)).delete()
+                        removed.append(f"network {net}")
                 except DockerError as exc:
                     if exc.status not in (403, 404, 409):  # gone, or joined meanwhile: leave it
                         raise
@@ -1101,6 +1103,7 @@ class DockerRuntime:
                     try:
                         v = await d.volumes.get(vol)  # type: ignore[no-untyped-call]
                         await v.delete()
+                        removed.append(f"volume {vol}")
                     except DockerError as exc:
                         if exc.status == 409:
                             kept.append(vol)
@@ -1112,6 +1115,8 @@ class DockerRuntime:
         self._precreated.pop(node.id, None)
         for vol in kept:
             self.reporter.event(node.id, "stopped", f"volume {vol} kept: still in use by another container")
+        if removed and observed.state is State.ABSENT:  # `down` would otherwise only say "absent"
+            self.reporter.event(node.id, "stopping", f"its container was gone; removed {', '.join(removed)}")
 
     # --- inventory (ps, orphans) ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -326,6 +327,33 @@ async def test_logs_keep_the_last_three_runs_and_down_removes_lock_files(
     assert logs == ["w.process.log", "w.process.log.1", "w.process.log.1.idx", "w.process.log.2",
                     "w.process.log.2.idx", "w.process.log.idx"]  # each log with its write-time stamps
     assert list((state_dir / "locks").iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_a_half_written_record_of_a_killed_writer_is_removed(
+        write_datums: WriteDatums, svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    # kill -9 between writing a record's temporary file and renaming it leaves <node>.<pid>.tmp
+    folder = write_datums({"w.process": process_datum("w", svc, port=free_port())})
+    reaper.down_on_exit(["w.process"], folder)
+    graph = load_graph(["w.process"], folder)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    folder_of_records = state_dir / "process"
+    folder_of_records.mkdir(parents=True, exist_ok=True)
+    stale = folder_of_records / f"w.process.{dead.pid}.tmp"
+    live = folder_of_records / f"w.process.{os.getppid()}.tmp"  # a writer that still runs keeps its file
+    other = folder_of_records / f"w.process.x.{dead.pid}.tmp"  # not this node's
+    for path in (stale, live, other):
+        path.write_text("{")
+    async with Engine(state_dir=state_dir) as engine:
+        assert (await engine.up(graph)).ok
+        assert not stale.exists(), "writing the record removes a dead writer's leftover"
+        stale.write_text("{")
+        assert not (await engine.down(graph)).failures
+    assert not stale.exists(), "down removes a dead writer's leftover"
+    assert live.exists() and other.exists()
+    live.unlink()
+    other.unlink()
 
 
 @pytest.mark.anyio

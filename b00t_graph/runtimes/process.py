@@ -25,6 +25,7 @@ SIGKILLs what is left after ``stop_grace_ms``. A process that leaves the group
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -103,9 +104,19 @@ class ProcessRuntime:
 
     def _write(self, ident: str, rec: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._drop_stale_tmp(ident)
         tmp = self._record_path(ident).with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(rec))
         tmp.replace(self._record_path(ident))
+
+    def _drop_stale_tmp(self, ident: str) -> None:
+        """Remove half-written records (``<node>.<pid>.tmp``) whose writer is gone: a writer killed
+        between writing and renaming leaves one, and nothing else would ever remove it."""
+        base = self._record_path(ident).stem
+        for path in self.dir.glob(f"{glob.escape(base)}.*.tmp") if self.dir.is_dir() else ():
+            pid = path.name[len(base) + 1:-len(".tmp")]
+            if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+                path.unlink(missing_ok=True)
 
     @staticmethod
     def _live(rec: dict[str, Any]) -> psutil.Process | None:
@@ -442,6 +453,7 @@ class ProcessRuntime:
                         break
                     await anyio.sleep(0.01)
         self._record_path(node.id).unlink(missing_ok=True)
+        self._drop_stale_tmp(node.id)
 
     @staticmethod
     def _signal(pid: int, sig: int) -> None:

@@ -60,8 +60,8 @@ def ps_view(datums: Sequence[str], state_dir: Path | None, as_json: bool) -> Non
                    "`b00t-graph down --orphans` removes them", err=True)
     for kind, why in inv.unavailable.items():
         _say(f"warning: {kind} is unavailable, its containers are not listed: {why}")
-    if inv.unavailable and not inv.items:
-        sys.exit(EXIT_RUNTIME)
+    if inv.unavailable and not inv.items and not supervisors:
+        sys.exit(EXIT_RUNTIME)  # nothing could be listed, and the engine may hold what runs
 
 
 @click.command()

@@ -109,6 +109,7 @@ class RecordingProxy:
         self.engine = (engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix(
             "unix://")
         self.requests: list[str] = []
+        self._socks: list[socket.socket] = []  # every connection's pair: closed by close(), never left to the GC
         self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._srv.bind(path)
         self._srv.listen(16)
@@ -117,6 +118,12 @@ class RecordingProxy:
     def close(self) -> None:
         self._srv.close()
         os.unlink(self.path)
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
 
     def _accept(self) -> None:
         while True:
@@ -125,6 +132,7 @@ class RecordingProxy:
             except OSError:
                 return
             up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._socks += [client, up]
             up.connect(self.engine)
             threading.Thread(target=self._pipe, args=(up, client, False), daemon=True).start()
             threading.Thread(target=self._pipe, args=(client, up, True), daemon=True).start()

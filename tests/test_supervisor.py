@@ -88,7 +88,7 @@ class Events:
 
 
 async def supervise(folder: Path, target: str, state_dir: Path, *, until: Callable[[Supervisor], bool] | None,
-                    limit: float = 60.0) -> tuple[Supervisor, Events]:
+                    limit: float = 180.0) -> tuple[Supervisor, Events]:
     """Bring ``target`` up, supervise until every node is terminal (or ``until`` holds), then stop."""
     graph = load_graph([target], folder)
     events = Events()

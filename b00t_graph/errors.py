@@ -238,7 +238,7 @@ class ReadinessTimeout(NodeError):
 
 
 class NodeExited(NodeError):
-    """The node's process or container exited while it was starting or being waited on."""
+    """The node's process or container exited: while starting, or after it was ready (the message says which)."""
 
 
 class NodePaused(NodeExited):

@@ -151,7 +151,7 @@ def test_up_failure_exits_1_naming_the_node_and_its_log_tail(failing: Path, stat
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr
     assert "error: 1 node(s) failed, 2 skipped" in err
-    assert "✗ bad.process: process exited with code 3 while starting" in err
+    assert "✗ bad.process: process exited with code 3" in err and "after it was ready" not in err
     summary = err[err.index("error: 1 node(s) failed"):]
     assert "boom" in summary and "bad: starting" in summary
     assert "- dep.process: skipped (dependency bad.process failed)" in summary

@@ -203,22 +203,33 @@ def test_a_probe_answered_by_another_program_does_not_count(
 def test_a_node_that_dies_after_its_probe_passed_fails_the_run(
         write_datums: WriteDatums, svc: Path, state_dir: Path, tmp_path: Path, reaper: Reaper) -> None:
     port = free_port()
+    started = tmp_path / "slow-started"  # slow starts only once `once` was declared ready
+    gone = tmp_path / "once-gone"  # slow becomes ready only after `once` has exited
     once = tmp_path / "once.py"
-    # Serves one connection (the probe), then exits.
-    once.write_text(f"import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                    f"s.bind(('127.0.0.1', {port}))\ns.listen(1)\ns.accept()[0].close()\nprint('bye', flush=True)\n")
+    # Serves the probe, waits until the run has moved past its readiness, then exits.
+    once.write_text(f"import os, socket, time\ns = socket.socket()\n"
+                    f"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                    f"s.bind(('127.0.0.1', {port}))\ns.listen(8)\n"
+                    f"while not os.path.exists({str(started)!r}):\n    time.sleep(0.01)\n"
+                    f"print('bye', flush=True)\n")
     folder = write_datums({
         "once.process": f'[b00t]\nname = "once"\ntype = "process"\ncommand = [{q(sys.executable)}, {q(once)}]\n'
-                        f'[b00t.health_check]\ntcp = "127.0.0.1:{port}"\ntimeout_ms = 5000\ninterval_ms = 50\n',
-        "slow.process": process_datum("slow", svc, "--boot=1", port=free_port()),
+                        f'[b00t.health_check]\ntcp = "127.0.0.1:{port}"\ntimeout_ms = 60000\ninterval_ms = 50\n',
+        "slow.process": process_datum("slow", svc, f"--mark={started}", f"--wait-for={gone}",
+                                      deps=["once.process"], port=free_port()),
         "both.stack": stack_datum("both", ["once.process", "slow.process"]),
     })
     reaper.down_on_exit(["both.stack"], folder)
-    proc = cli("up", "both.stack", "-q", "-d", str(folder), state_dir=state_dir)
-    assert proc.returncode == 1, proc.stderr
-    assert "once.process: process" in proc.stderr
-    assert "(after it was ready, before up finished)" in proc.stderr or "process is not running" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    up = cli_popen("up", "both.stack", "-q", "-d", str(folder), state_dir=state_dir)
+    reaper.popens.append(up)
+    wait_for(started.exists, what="slow's start")
+    assert wait_gone(int(records(state_dir)["once.process"]["pid"])), "once exits once slow has started"
+    gone.touch()
+    _, stderr = up.communicate(timeout=120)
+    assert up.returncode == 1, stderr
+    assert "once.process: process exited with code 0 (after it was ready, before up finished)" in stderr
+    assert "bye" in stderr  # its last log lines
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize("keep", [False, True], ids=["stopped", "keep-failed"])

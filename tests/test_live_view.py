@@ -159,7 +159,7 @@ def test_a_failed_node_shows_its_last_lines_in_the_view(write_datums: Callable[.
     graph = compile_graph(load_catalog(datum_dirs([str(d)])), ["x.process", "y.process"])
     rep = ProgressReporter(graph, Console(file=io.StringIO()), live=False, quiet=True)
     rep.event("x.process", "probing", "")
-    rep.event("x.process", "failed", "process exited with code 3 while starting")
+    rep.event("x.process", "failed", "process exited with code 3")
     rep.event("x.process", "log", "one\ntwo\nthree\nboom")
     lines = [t.plain.rstrip() for t in rep.lines(width=80, height=12)]
     at = next(i for i, ln in enumerate(lines) if ln.startswith("x.process  failed"))

@@ -349,7 +349,7 @@ class ProcessRuntime:
             self._drained(node)
             if code == 125 and not self.log_path(node.id).stat().st_size:
                 raise NodeExited(node.id, "process was never released by its gate (the starting command died)")
-            raise NodeExited(node.id, f"process exited with code {code} while starting", self._tail(node))
+            raise NodeExited(node.id, f"process exited with code {code}", self._tail(node))
         rec = self._record(node)
         if rec is None or self._live(rec) is None:
             raise NodeExited(node.id, "process is not running", self._tail(node))

@@ -89,6 +89,13 @@ async def ensure(*targets: str, datums: PathLike | Sequence[PathLike] | None = N
     node fails.
     """
     graph = load_graph(targets, datums, environ, use=use, engine=engine)
+    return await ensure_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate,
+                              transport=transport, project=project)
+
+
+async def ensure_graph(graph: Graph, *, state_dir: Path | None = None, reporter: Reporter | None = None,
+                       no_recreate: bool = False, transport: str | None = None, project: str | None = None) -> Env:
+    """:func:`ensure` of a graph compiled already (a front-end that checked it first compiles it once)."""
     env = _env(graph, transport)  # a bad transport is bad input: say so before anything starts
     result = await up_graph(graph, state_dir=state_dir, reporter=reporter, no_recreate=no_recreate, project=project)
     if result.failures or result.skipped:
@@ -162,7 +169,7 @@ async def restart(node: str, *, cascade: bool = False, datums: PathLike | Sequen
 
     project = check_project(project)
     out = await do_restart(_catalog(datums, environ), node, _state(state_dir, project), cascade=cascade,
-                           reporter=reporter, use=use, project=project)
+                           reporter=reporter, use=use, project=project, environ=environ)
     if out.up is None:
         raise UpFailed(out.down.failures, {})
     if out.up.failures or out.up.skipped:
@@ -179,7 +186,7 @@ async def stop(node: str, *, datums: PathLike | Sequence[PathLike] | None = None
 
     project = check_project(project)
     return await do_stop(_catalog(datums, environ), node, _state(state_dir, project), reporter=reporter, use=use,
-                         project=project)
+                         project=project, environ=environ)
 
 
 async def ps(*, datums: PathLike | Sequence[PathLike] | None = None, environ: Mapping[str, str] | None = None,

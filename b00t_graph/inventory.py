@@ -247,20 +247,13 @@ def ancestors(deps: Mapping[str, Sequence[str]], start: Iterable[str]) -> set[st
 
 
 def descendants(deps: Mapping[str, Sequence[str]], start: str) -> set[str]:
-    """Everything that depends on ``start``, transitively (``start`` itself excluded)."""
+    """Everything that depends on ``start``, transitively (``start`` itself excluded): the ancestors
+    of ``start``'s dependents in the reversed graph."""
     rev: dict[str, list[str]] = {}
     for n, ds in deps.items():
         for d in ds:
             rev.setdefault(d, []).append(n)
-    seen: set[str] = set()
-    stack = list(rev.get(start, ()))
-    while stack:
-        cur = stack.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        stack.extend(rev.get(cur, ()))
-    return seen
+    return ancestors(rev, rev.get(start, ()))
 
 
 @attrs.frozen

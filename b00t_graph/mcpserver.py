@@ -40,10 +40,11 @@ from pydantic import BaseModel, Field
 from . import api, render
 from .engine import Engine
 from .envtext import SECRET_NAME, URL_PASSWORD
-from .errors import B00tGraphError, UpFailed
+from .errors import B00tGraphError
 from .graph import Graph
 from .loader import Catalog, datum_dirs, load_catalog
 from .locks import default_state_dir, safe_name
+from .ops import RestartOutcome
 
 #: Phases after which a node is done for this run (one unit of progress each).
 _DONE = frozenset({"ready", "running", "failed", "skipped", "cancelled", "stopped", "absent", "group"})
@@ -167,6 +168,8 @@ class Restarted(BaseModel):
     node: str
     stopped: bool = Field(description="Whether something ran and was stopped first")
     status: str
+    restarted: list[str] = Field(description="The node, then the dependents restarted with it, in start order")
+    reprobed: list[str] = Field(description="Running dependents left running and probed again")
     seconds: float
 
 
@@ -334,8 +337,7 @@ class B00tMcp:
 
         async def work() -> dict[str, str]:
             try:
-                return await api.ensure(*graph.targets, datums=list(self.options.datums) or None,
-                                        state_dir=self.state_dir, reporter=reporter)
+                return await api.ensure_graph(graph, state_dir=self.state_dir, reporter=reporter)
             finally:
                 self._remember(graph, reporter.acted)
 
@@ -405,8 +407,9 @@ class B00tMcp:
                 text = await rt.logs(n, tail) if rt is not None else ""
         return Logs(node=ident, lines=text)
 
-    async def restart(self, node: str, ctx: Context) -> Restarted:
-        """Stop one node (its dependents keep running) and bring it up again, waiting until it is ready."""
+    async def restart(self, node: str, ctx: Context, cascade: bool = False) -> Restarted:
+        """Stop one node, start it and wait until it is ready; then restart, in dependency order, its running
+        dependents that declare `restart_dependents = true` (every one with `cascade`) and probe the others again."""
         graph = self._checked_graph("restart", node)
         ident = graph.targets[0]
         if graph.nodes[ident].runtime is None:
@@ -415,21 +418,18 @@ class B00tMcp:
         reporter = ProgressReporter(2 * len(graph.nodes))  # every node is seen by the down, then by the up
         t0 = time.monotonic()
 
-        async def work() -> tuple[bool, str]:
-            async with Engine(reporter=reporter, state_dir=self.state_dir) as engine:
-                down = await engine.down(graph, only={ident})
-                if down.failures:
-                    raise next(iter(down.failures.values()))
-                try:
-                    res = await engine.up(graph)
-                finally:
-                    self._remember(graph, reporter.acted)
-            if res.failures or res.skipped:
-                raise UpFailed(res.failures, res.skipped)
-            return down.timings[ident].status == "stopped", res.timings[ident].status
+        async def work() -> RestartOutcome:
+            try:
+                return await api.restart(ident, cascade=cascade, datums=list(self.options.datums) or None,
+                                         state_dir=self.state_dir, reporter=reporter)
+            finally:
+                self._remember(graph, reporter.acted & graph.nodes.keys())
 
-        stopped, status = await self._with_progress(ctx, reporter, work)
-        return Restarted(node=ident, stopped=stopped, status=status, seconds=round(time.monotonic() - t0, 3))
+        out = await self._with_progress(ctx, reporter, work)
+        up = out.up or out.down  # api.restart raised unless the node came up again
+        return Restarted(node=ident, stopped=out.down.timings[ident].status == "stopped",
+                         status=up.timings[ident].status, restarted=out.restarted, reprobed=out.reprobed,
+                         seconds=round(time.monotonic() - t0, 3))
 
     async def down(self, target: str, ctx: Context) -> Downed:
         """Stop what b00t-graph started for a target, dependents first; never what it did not create."""

@@ -80,8 +80,9 @@ def _merge(*graphs: Graph) -> Graph:
     return Graph(nodes=nodes, targets=graphs[0].targets if graphs else ())
 
 
-def _one_node(catalog: Catalog, node: str, verb: str, use: Mapping[str, str] | None) -> Graph:
-    graph = compile_graph(catalog, [node], use=use, reachable=runtime_reachable)
+def _one_node(catalog: Catalog, node: str, verb: str, use: Mapping[str, str] | None,
+              environ: Mapping[str, str] | None) -> Graph:
+    graph = compile_graph(catalog, [node], environ, use=use, reachable=runtime_reachable)
     ident = graph.targets[0]
     n = graph.nodes[ident]
     if n.runtime is None or n.runtime in ("presence", "probe"):
@@ -119,13 +120,14 @@ async def down(catalog: Catalog, graph: Graph, state_dir: Path, *, force: bool =
 
 
 async def stop(catalog: Catalog, node: str, state_dir: Path, *, reporter: Reporter | None = None,
-               use: Mapping[str, str] | None = None, project: str | None = None) -> StopOutcome:
+               use: Mapping[str, str] | None = None, project: str | None = None,
+               environ: Mapping[str, str] | None = None) -> StopOutcome:
     """Stop exactly ``node`` and, first, the running nodes that depend on it."""
-    graph = _one_node(catalog, node, "stop", use)
+    graph = _one_node(catalog, node, "stop", use, environ)
     ident = graph.targets[0]
     async with Engine(reporter=reporter, state_dir=state_dir, project=project) as engine:
         running = await _running_known(engine, catalog, state_dir, project)
-        full = _merge(graph, compile_known(catalog, [i for i in running if i not in graph.nodes]))
+        full = _merge(graph, compile_known(catalog, [i for i in running if i not in graph.nodes], environ))
         deps = running_dependents(full.deps(), ident, running)
         res = await engine.stop(full, {ident, *deps})
     order = [i for i in reversed(list(full.nodes)) if i in deps]
@@ -134,21 +136,21 @@ async def stop(catalog: Catalog, node: str, state_dir: Path, *, reporter: Report
 
 async def restart(catalog: Catalog, node: str, state_dir: Path, *, cascade: bool = False,
                   reporter: Reporter | None = None, use: Mapping[str, str] | None = None,
-                  project: str | None = None) -> RestartOutcome:
+                  project: str | None = None, environ: Mapping[str, str] | None = None) -> RestartOutcome:
     """Stop ``node``, start it, wait until it is ready; then the running dependents that declare
     ``[b00t] restart_dependents = true`` (all of them with ``cascade``) are restarted in dependency
     order, and the others probed again."""
-    graph = _one_node(catalog, node, "restart", use)
+    graph = _one_node(catalog, node, "restart", use, environ)
     ident = graph.targets[0]
     async with Engine(reporter=reporter, state_dir=state_dir, project=project) as engine:
         running = await _running_known(engine, catalog, state_dir, project)
-        known = compile_known(catalog, [i for i in running if i not in graph.nodes])
+        known = compile_known(catalog, [i for i in running if i not in graph.nodes], environ)
         deps = running_dependents(_merge(graph, known).deps(), ident, running)
         again = {d for d in deps if cascade or catalog.datums[d].extra.get("restart_dependents") is True}
         try:
-            full = compile_graph(catalog, [ident, *sorted(deps)], use=use, reachable=runtime_reachable)
+            full = compile_graph(catalog, [ident, *sorted(deps)], environ, use=use, reachable=runtime_reachable)
         except InputError:  # a dependent that does not compile now: restart what does
-            full = _merge(graph, compile_known(catalog, sorted(again)))
+            full = _merge(graph, compile_known(catalog, sorted(again), environ))
             deps = {d for d in deps if d in full.nodes}
             again &= deps
         down_res, up_res = await engine.restart(full, {ident, *again})

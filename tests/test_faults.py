@@ -358,7 +358,7 @@ async def test_a_half_written_record_of_a_killed_writer_is_removed(
         path.write_text("{")
     async with Engine(state_dir=state_dir) as engine:
         assert (await engine.up(graph)).ok
-        assert not stale.exists(), "writing the record removes a dead writer's leftover"
+        assert not stale.exists(), "looking for a missing record removes a dead writer's leftover"
         stale.write_text("{")
         assert not (await engine.down(graph)).failures
     assert not stale.exists(), "down removes a dead writer's leftover"

@@ -125,8 +125,18 @@ async def test_restart_stops_one_node_and_brings_it_back(app: Path, state_dir: P
         before = {i: r["pid"] for i, r in records(state_dir).items()}
         restarted = data(await client.call_tool("restart", {"node": "api"}))
         assert restarted["node"] == "api.process" and restarted["stopped"] and restarted["status"] == "ready"
+        assert restarted["restarted"] == ["api.process"] and restarted["reprobed"] == []
         after = {i: r["pid"] for i, r in records(state_dir).items()}
         assert after["db.process"] == before["db.process"] and after["api.process"] != before["api.process"]
+        # A dependency: its running dependent is probed again; with cascade, restarted after it.
+        restarted = data(await client.call_tool("restart", {"node": "db"}))
+        assert restarted["restarted"] == ["db.process"] and restarted["reprobed"] == ["api.process"]
+        again = {i: r["pid"] for i, r in records(state_dir).items()}
+        assert again["api.process"] == after["api.process"] and again["db.process"] != after["db.process"]
+        restarted = data(await client.call_tool("restart", {"node": "db", "cascade": True}))
+        assert restarted["restarted"] == ["db.process", "api.process"] and restarted["reprobed"] == []
+        last = {i: r["pid"] for i, r in records(state_dir).items()}
+        assert all(last[i] != again[i] for i in again)
         assert "restart" in error(await client.call_tool("restart", {"node": "app.stack"}))
         data(await client.call_tool("down", {"target": "app"}))
 

@@ -188,3 +188,16 @@ def test_restart_cli_and_a_stack_is_not_restartable(
     bad = cli("restart", "all.stack", "-d", str(folder), state_dir=state_dir)
     assert bad.returncode == 2 and "runs nothing of its own to restart" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.anyio
+async def test_restart_compiles_with_the_callers_environment(
+        write_datums: Callable[..., Path], svc: Path, state_dir: Path, reaper: Reaper) -> None:
+    folder = write_datums({"t.process": process_datum("t", svc, "--tag=${B00T_TEST_TAG:-unset}", port=free_port())})
+    reaper.down_on_exit(["t.process"], folder)
+    environ = {"B00T_TEST_TAG": "given"}
+    out = await restart("t", datums=folder, state_dir=state_dir, environ=environ)
+    assert out.restarted == ["t.process"]
+    assert "--tag=given" in records(state_dir)["t.process"]["argv"]
+    out_stop = await stop("t", datums=folder, state_dir=state_dir, environ=environ)
+    assert out_stop.node == "t.process" and records(state_dir) == {}

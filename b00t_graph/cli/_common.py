@@ -302,12 +302,13 @@ on_opt = click.option("--on", "on", type=click.Choice(PLACES), default=None,
 
 
 def _graph(datums: Sequence[str], targets: Sequence[str], use: Sequence[str] = (), offline: bool = False,
-           engine: Sequence[str] = (), on: str | None = None) -> Graph:
+           engine: Sequence[str] = (), on: str | None = None, catalog: Catalog | None = None) -> Graph:
+    """Compile ``targets`` (from ``catalog`` when the caller has loaded it already); exit 2 on bad input."""
     from ..capabilities import parse_use
     from ..graph import compile_graph, placed_on
     from ..reachability import runtime_reachable
 
-    cat = _catalog(datums)
+    cat = catalog if catalog is not None else _catalog(datums)
     try:
         # Offline, a capability provider is usable when it loads and its env is set; otherwise its
         # runtime must also be reachable (one socket connect, remembered).

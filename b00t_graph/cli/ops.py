@@ -97,7 +97,7 @@ def stop(node: str, datums: tuple[str, ...], state_dir: Path | None, project: st
     from ..ops import stop as do_stop
 
     cat = _catalog(datums)
-    graph = _graph(datums, [node], use)
+    graph = _graph(datums, [node], use, catalog=cat)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="stop")
 
     async def go() -> StopOutcome:
@@ -137,7 +137,7 @@ def restart(node: str, datums: tuple[str, ...], state_dir: Path | None, project:
     from ..ops import restart as do_restart
 
     cat = _catalog(datums)
-    graph = _graph(datums, [node], use)
+    graph = _graph(datums, [node], use, catalog=cat)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="restart")
 
     async def go() -> RestartOutcome:
@@ -165,7 +165,7 @@ def down_targets(targets: Sequence[str], datums: Sequence[str], state_dir: Path 
     from ..ops import down as do_down
 
     cat = _catalog(datums)
-    graph = _graph(datums, targets, use, engine=engine, on=on)
+    graph = _graph(datums, targets, use, engine=engine, on=on, catalog=cat)
     reporter = make_reporter(graph, quiet=quiet, console=err, verb="down")
 
     async def go() -> DownOutcome:

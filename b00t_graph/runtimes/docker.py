@@ -808,10 +808,15 @@ class DockerRuntime:
 
     # --- start ------------------------------------------------------------------------------------
 
-    async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
+    @staticmethod
+    def _refuse_foreign(node: Node, observed: Observed) -> None:
+        """b00t-graph never touches what it did not create: a name held by another owner fails the node."""
         if observed.state is State.FOREIGN:
             raise ConflictError(node.id, f"{observed.detail or 'the name is taken'}; it is left untouched: "
                                 "remove or rename it, or rename the datum")
+
+    async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
+        self._refuse_foreign(node, observed)
         plan = self._plan(node)
         labels = self._labels(node)
         grace = _grace_s(node, plan)

@@ -104,14 +104,14 @@ class ProcessRuntime:
 
     def _write(self, ident: str, rec: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._drop_stale_tmp(ident)
         tmp = self._record_path(ident).with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(rec))
         tmp.replace(self._record_path(ident))
 
     def _drop_stale_tmp(self, ident: str) -> None:
         """Remove half-written records (``<node>.<pid>.tmp``) whose writer is gone: a writer killed
-        between writing and renaming leaves one, and nothing else would ever remove it."""
+        between writing and renaming leaves one, and nothing else would ever remove it. Looked for where
+        a record is missing or stale (the scan) and after a stop, not on every write."""
         base = self._record_path(ident).stem
         for path in self.dir.glob(f"{glob.escape(base)}.*.tmp") if self.dir.is_dir() else ():
             pid = path.name[len(base) + 1:-len(".tmp")]
@@ -177,6 +177,7 @@ class ProcessRuntime:
                 out[node.id] = rec
             else:
                 missing.append(node)
+                self._drop_stale_tmp(node.id)
                 if rec is not None:
                     out[node.id] = rec  # stale, unless a scan finds the service after all
         if missing:

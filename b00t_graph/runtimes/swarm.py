@@ -180,9 +180,7 @@ class SwarmRuntime(DockerRuntime):
             await super().prepare(node, Action.RECREATE)
 
     async def start(self, node: Node, observed: Observed, action: Action) -> Observed:
-        if observed.state is State.FOREIGN:
-            raise ConflictError(node.id, f"{observed.detail or 'the name is taken'}; it is left untouched: "
-                                "remove or rename it, or rename the datum")
+        self._refuse_foreign(node, observed)
         plan = self._plan(node)
         spec = self._spec(node)
         labels = self._labels(node)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,65 +39,26 @@ FX = "fx"  # scenario names get this prefix: their containers and projects canno
 
 
 class Proxy:
-    """A forwarding unix socket that notes when the first request of a run arrives (wall clock)."""
+    """Notes when the first Engine API request of a run arrives (wall clock), through a forwarding socket."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.first: float | None = None
         self.first_line = ""
         self._lock = threading.Lock()
-        self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._srv.bind(str(path))
-        self._srv.listen(64)
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._sock = bl.ForwardingSocket(path, ENGINE_SOCKET, self._seen)
+
+    def _seen(self, line: str, when: float) -> None:
+        with self._lock:
+            if self.first is None:
+                self.first, self.first_line = when, line
 
     def reset(self) -> None:
         with self._lock:
             self.first, self.first_line = None, ""
 
     def close(self) -> None:
-        self._srv.close()
-        self.path.unlink(missing_ok=True)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            upstream.connect(ENGINE_SOCKET)
-        except OSError:
-            client.close()
-            return
-        threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
-        self._pipe(client, upstream, True)
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if from_client:
-                    with self._lock:
-                        if self.first is None:
-                            self.first = time.time()
-                            self.first_line = data.split(b"\r\n", 1)[0].decode(errors="replace")
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            src.close()
+        self._sock.close()
 
 
 def _scenario(name: str) -> bc.Scenario:

@@ -1,20 +1,25 @@
 """Helpers shared by the benchmarks: statistics, DAG shapes, result files, machine facts.
 
 The benchmarks are scripts (``python benchmarks/run.py``), so this module is
-imported by its bare name from the scripts' own folder.
+imported by its bare name from the scripts' own folder; the tests import it as ``benchmarks.benchlib``
+(its :class:`ForwardingSocket` watches the requests a client makes to the real engine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import random
+import socket
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +181,87 @@ def fmt_s(v: float | None, digits: int = 2) -> str:
 
 def fmt_x(v: float | None) -> str:
     return "–" if v is None else f"{v:.2f}×"
+
+
+# --- ports and a window on the engine's socket --------------------------------------------------------------
+
+def free_port(taken: set[int]) -> int:
+    """A port free now and not in ``taken`` (which it joins): the kernel may hand the same ephemeral
+    port to two quick ``bind(0)`` calls, and two services on one port would answer each other's probes."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+_METHODS = (b"GET", b"POST", b"DELETE", b"PUT", b"HEAD")
+
+
+class ForwardingSocket:
+    """A unix socket that passes every byte on to the real engine and calls ``on_request(line, when)``
+    with each Engine API request's first line and its arrival time (wall clock).
+
+    A client pointed at it (``DOCKER_HOST=unix://<path>``) talks to the real engine; the benchmark
+    times its first request, a test reads which requests it made and in which order.
+    """
+
+    def __init__(self, path: str | Path, engine: str | None = None,
+                 on_request: Callable[[str, float], None] | None = None) -> None:
+        self.path = str(path)
+        self.engine = (engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix(
+            "unix://")
+        self.on_request = on_request or (lambda line, when: None)
+        self._socks: list[socket.socket] = []  # every connection's pair: closed by close(), never left to the GC
+        self._lock = threading.Lock()
+        self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._srv.bind(self.path)
+        self._srv.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._srv.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._srv.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with self._lock:
+                self._socks += [client, up]
+            try:
+                up.connect(self.engine)
+            except OSError:
+                client.close()
+                up.close()
+                continue
+            threading.Thread(target=self._pipe, args=(up, client, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, up, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if from_client:
+                    when = time.time()
+                    for line in data.split(b"\r\n"):
+                        if line.split(b" ", 1)[0] in _METHODS:
+                            self.on_request(line.decode(errors="replace"), when)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)

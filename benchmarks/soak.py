@@ -30,7 +30,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -88,16 +87,6 @@ ThreadingHTTPServer(("127.0.0.1", o.port), Handler).serve_forever()
 '''
 
 
-def free_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
 def engine(fn: Any, *args: Any, tries: int = 4) -> Any:
     """``fn(*args)`` against the engine, retried: a busy shared engine can take over a minute to answer."""
     for i in range(tries):
@@ -145,7 +134,7 @@ class Soak:
                 name = self.prefix + short
                 deps = sorted(rng.sample(layers[-1], rng.randint(1, 2))) if li else []
                 depl = [f"{d}.{'process' if d[len(self.prefix)] == 'p' else 'docker'}" for d in deps]
-                port = free_port(taken)
+                port = bl.free_port(taken)
                 lines = ["[b00t]", f"name = {q(name)}"]
                 if is_proc:
                     args = [str(svc), short, f"--port={port}", f"--boot={rng.choice((0.0, 0.1, 0.3))}"]

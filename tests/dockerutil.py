@@ -7,9 +7,10 @@ import http.client
 import json
 import os
 import socket
-import threading
 from typing import Any
 from urllib.parse import quote, urlparse
+
+from benchmarks.benchlib import ForwardingSocket
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -98,58 +99,12 @@ def engine_reachable() -> bool:
     return Engine().ping()
 
 
-class RecordingProxy:
-    """A unix socket that forwards every byte to the real engine and keeps each request's first line.
+class RecordingProxy(ForwardingSocket):
+    """A forwarding socket to the real engine that keeps each request's first line, in order.
 
-    Lets a test see which Engine API requests a client made, in order, against the real engine.
+    Lets a test see which Engine API requests a client made against the real engine.
     """
 
     def __init__(self, path: str, engine: str | None = None) -> None:
-        self.path = path
-        self.engine = (engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock").removeprefix(
-            "unix://")
         self.requests: list[str] = []
-        self._socks: list[socket.socket] = []  # every connection's pair: closed by close(), never left to the GC
-        self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._srv.bind(path)
-        self._srv.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._srv.close()
-        os.unlink(self.path)
-        for sock in self._socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._srv.accept()
-            except OSError:
-                return
-            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._socks += [client, up]
-            up.connect(self.engine)
-            threading.Thread(target=self._pipe, args=(up, client, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(client, up, True), daemon=True).start()
-
-    def _pipe(self, src: Any, dst: Any, record: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if record:
-                    for line in data.split(b"\r\n"):
-                        if line.split(b" ", 1)[0] in (b"GET", b"POST", b"DELETE", b"PUT", b"HEAD"):
-                            self.requests.append(line.decode(errors="replace"))
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        super().__init__(path, engine, lambda line, when: self.requests.append(line))

@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import anyio
 import psutil
 
 from b00t_graph import down_graph, load_graph
+from benchmarks.benchlib import free_port as _free_port
 
 #: A service on the standard library only. ``--mark FILE`` appends ``start NAME PID`` when it starts and
 #: ``term NAME PID`` on SIGTERM; ``--exit N`` prints "boom" and exits N at once; ``--port`` serves
@@ -104,18 +104,8 @@ _handed_out: set[int] = set()
 
 
 def free_port() -> int:
-    """A port free now and never handed out before in this test session.
-
-    The kernel may hand the same ephemeral port to two quick ``bind(0)`` calls; two services of one
-    test on one port would make one of them die while the other answers both health checks.
-    """
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+    """A port free now and never handed out before in this test session (see ``benchlib.free_port``)."""
+    return _free_port(_handed_out)
 
 
 def q(text: str | Path) -> str:

@@ -134,6 +134,16 @@ async def probe_once(node: Node, hc: HealthCheck, host: ProbeHost, http: _Http) 
     return None
 
 
+async def probe_now(node: Node, hc: HealthCheck, host: ProbeHost) -> str | None:
+    """Every configured probe once, now: ``None`` when all pass, else why the first one failed."""
+    http = _Http()
+    try:
+        return await probe_once(node, hc, host, http)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await http.aclose()
+
+
 async def wait_ready(node: Node, host: ProbeHost) -> str:
     """Wait until ``node.health`` passes; raise :class:`ReadinessTimeout` naming the probe otherwise."""
     hc = node.health

@@ -66,6 +66,7 @@ from ..errors import (
 from ..events import Reporter, Silent
 from ..graph import Node
 from ..model import HealthCheck
+from ..readiness import probe_now
 from ..readiness import wait_ready as probe_loop
 from . import Action, Observed, State, dockerbuild
 from ._bridge import AsyncioBridge
@@ -542,6 +543,7 @@ class DockerRuntime:
         self._plans: dict[str, tuple[str, ContainerPlan]] = {}
         self._precreated: dict[str, str] = {}  # node → container created by prepare(), not started yet
         self._ids: dict[str, str] = {}  # node → the container id we last started or inspected
+        self._started: set[str] = set()  # nodes whose container this runtime started (not found running)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -915,6 +917,7 @@ class DockerRuntime:
                 raise PortInUse(node.id, f"port {m.group(1)} is in use by another program ({exc.reason})") from None
             raise
         self._ids[node.id] = cid
+        self._started.add(node.id)
         return Observed(State.RUNNING, node.config_hash, cid, f"container {cid[:12]}")
 
     # --- readiness (ProbeHost) -------------------------------------------------------------------
@@ -976,15 +979,7 @@ class DockerRuntime:
         ref = self._ids.get(node.id) or self._plan(node).name
 
         async def run(d: Docker) -> int:
-            ex = await d.containers.container(ref).exec(argv, stdout=True, stderr=True)
-            async with ex.start(detach=False) as stream:
-                while await stream.read_out() is not None:
-                    pass
-            while True:  # the exit code lands shortly after the output ends
-                data = await ex.inspect()
-                if not data.get("Running"):
-                    return int(data.get("ExitCode") or 0)
-                await asyncio.sleep(0.005)
+            return await _exec(d, ref, argv)
 
         def fail(msg: str) -> B00tGraphError:
             return StartError(node.id, msg)
@@ -1015,6 +1010,10 @@ class DockerRuntime:
         cid = str(info["Id"])
         hc = node.health
         if hc is not None and hc.probes():
+            # A container found running (a warm `up` or `ensure`) nearly always answers at once: one
+            # probe first saves the exit watch's own connection and long-poll.
+            if node.id not in self._started and await probe_now(node, hc, self) is None:
+                return "; ".join(hc.probes())
             return await self._until_exit(node, cid, lambda: probe_loop(node, self))
         if st.get("Health") is not None and (hc is None or hc.docker):
             return await self._until_exit(node, cid, lambda: self._docker_health(node, cid, st, hc))
@@ -1222,20 +1221,29 @@ class DockerRuntime:
         cid = str(info["Id"])
         streams = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
 
+        def show(msg: Any) -> None:
+            out = streams.get(msg.stream, sys.stdout.buffer)
+            out.write(msg.data)
+            out.flush()
+
         async def run(d: Docker) -> int:
-            ex = await d.containers.container(cid).exec(argv, stdout=True, stderr=True)
-            async with ex.start(detach=False) as stream:
-                while (msg := await stream.read_out()) is not None:
-                    out = streams.get(msg.stream, sys.stdout.buffer)
-                    out.write(msg.data)
-                    out.flush()
-            while True:
-                data = await ex.inspect()
-                if not data.get("Running"):
-                    return int(data.get("ExitCode") or 0)
-                await asyncio.sleep(0.005)
+            return await _exec(d, cid, argv, show)
 
         def fail(msg: str) -> B00tGraphError:
             return StartError(node.id, msg)
 
         return await self._call("exec in the container", fail, run, timeout=None)
+
+
+async def _exec(d: Docker, ref: str, argv: list[str], sink: Callable[[Any], None] | None = None) -> int:
+    """Run ``argv`` in the container ``ref``, each output message to ``sink``; its exit code."""
+    ex = await d.containers.container(ref).exec(argv, stdout=True, stderr=True)
+    async with ex.start(detach=False) as stream:
+        while (msg := await stream.read_out()) is not None:
+            if sink is not None:
+                sink(msg)
+    while True:  # the exit code lands shortly after the output ends
+        data = await ex.inspect()
+        if not data.get("Running"):
+            return int(data.get("ExitCode") or 0)
+        await asyncio.sleep(0.005)

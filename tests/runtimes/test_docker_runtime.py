@@ -436,3 +436,37 @@ async def test_one_ping_finds_the_engine_and_its_api_version(tmp_path: Path, pre
     assert proxy.requests[0].startswith("GET /_ping "), proxy.requests
     assert not [r for r in proxy.requests if "/version" in r], proxy.requests
     assert all(r.split(" ")[1].startswith(f"/v{version['ApiVersion']}/") for r in proxy.requests[1:]), proxy.requests
+
+
+async def test_a_container_found_running_is_probed_without_an_exit_watch(
+        tmp_path: Path, prefix: str, test_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm ``up``/``ensure`` probes a running container once; only a container it started (or one
+    whose first probe fails) is watched for an exit with the engine's ``wait`` long-poll."""
+    from tests.dockerutil import RecordingProxy
+
+    name = f"{prefix}-warm"
+    write_datum(tmp_path, name, image=test_image, **httpd(free_port()))
+    node = node_of(tmp_path, name)
+    proxy = RecordingProxy(str(tmp_path / "engine.sock"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{proxy.path}")
+    try:
+        cold = DockerRuntime()
+        try:
+            await up(cold, node)
+        finally:
+            await cold.aclose()
+        started = list(proxy.requests)
+        del proxy.requests[:]
+        warm = DockerRuntime()
+        try:
+            obs = await observe1(warm, node)
+            assert decide(node, obs) is Action.NONE  # the engine then only waits for it to be ready
+            how = await warm.wait_ready(node)
+            assert node.health is not None and how == f"http {node.health.http_url} → 200"
+        finally:
+            await warm.aclose()
+    finally:
+        proxy.close()
+    assert [r for r in started if "/wait" in r], started  # the start watched for an exit
+    assert not [r for r in proxy.requests if "/wait" in r], proxy.requests
+    assert not [r for r in proxy.requests if r.startswith("POST")], proxy.requests  # nothing changed

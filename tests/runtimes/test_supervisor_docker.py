@@ -4,11 +4,8 @@ then leaves a `down` of it alone."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +15,21 @@ import pytest
 from b00t_graph import Engine, load_graph
 from b00t_graph.detached import folder as folder_of
 from b00t_graph.supervisor import Supervisor, supervisable
+from benchmarks.benchlib import ForwardingSocket
 from tests.procutil import Reaper, cli, kill, wait_for, wait_gone
 from tests.runtimes.test_docker_runtime import write_datum
 
 pytestmark = [pytest.mark.docker]
+
+
+class Events:
+    """A reporter that keeps each event's ``(phase, detail)``."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def event(self, node: str, phase: str, detail: str = "") -> None:
+        self.seen.append((phase, detail))
 
 
 def sick_datum(folder: Path, name: str, image: str, policy: str) -> str:
@@ -41,13 +49,10 @@ async def test_an_unhealthy_container_is_recreated_by_liveness(tmp_path: Path, p
     folder, name = tmp_path / "datums", f"{prefix}-sick"
     ident = sick_datum(folder, name, test_image, "on-failure")
     graph = load_graph([ident], folder)
-    seen: list[tuple[str, str]] = []
+    events = Events()
+    seen = events.seen
 
-    class Events:
-        def event(self, node: str, phase: str, detail: str = "") -> None:
-            seen.append((phase, detail))
-
-    async with Engine(state_dir=tmp_path / "state", reporter=Events()) as eng:
+    async with Engine(state_dir=tmp_path / "state", reporter=events) as eng:
         try:
             res = await eng.up(graph)
             assert res.ok, res.failures
@@ -104,50 +109,20 @@ def test_the_detached_supervisor_recreates_an_unhealthy_container_and_down_is_no
 
 
 class SocketProxy:
-    """A unix socket that forwards to the engine's, and that can be taken away and put back: an engine
-    that stops answering for a while (restarting), as a client sees it."""
+    """A forwarding socket to the engine's that can be taken away (``cut``) and put back (``start``):
+    an engine that stops answering for a while (restarting), as a client sees it."""
 
     def __init__(self, path: Path, target: str) -> None:
         self.path, self.target = path, target
-        self.conns: list[socket.socket] = []
-        self.listener: socket.socket | None = None
+        self.listener: ForwardingSocket | None = None
 
     def start(self) -> None:
-        self.listener = socket.socket(socket.AF_UNIX)
-        self.listener.bind(str(self.path))
-        self.listener.listen(16)
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                down, _ = listener.accept()
-            except OSError:
-                return
-            up = socket.socket(socket.AF_UNIX)
-            up.connect(self.target)
-            self.conns += [down, up]
-            for a, b in ((down, up), (up, down)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
+        self.listener = ForwardingSocket(self.path, self.target)
 
     def cut(self) -> None:
         if self.listener is not None:
-            self.listener.close()
+            self.listener.close()  # with every connection through it
             self.listener = None
-        self.path.unlink(missing_ok=True)
-        for c in self.conns:
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-            c.close()
-        self.conns.clear()
 
 
 @pytest.mark.anyio
@@ -161,14 +136,11 @@ async def test_supervision_rides_out_an_engine_that_does_not_answer_for_a_while(
     folder, name = tmp_path / "datums", f"{prefix}-steady"
     ident = sick_datum(folder, name, test_image, "always")
     graph = load_graph([ident], folder)
-    seen: list[tuple[str, str]] = []
-
-    class Events:
-        def event(self, node: str, phase: str, detail: str = "") -> None:
-            seen.append((phase, detail))
+    events = Events()
+    seen = events.seen
 
     try:
-        async with Engine(state_dir=tmp_path / "state", reporter=Events()) as eng:
+        async with Engine(state_dir=tmp_path / "state", reporter=events) as eng:
             try:
                 res = await eng.up(graph)
                 assert res.ok, res.failures

@@ -27,12 +27,9 @@ from b00t_graph.runtimes.docker import HASH, MANAGED, NODE
 from b00t_graph.runtimes.swarmspec import TASK_NODE
 from tests.dockerutil import Engine
 from tests.procutil import cli, free_port, wait_for
+from tests.runtimes.test_docker_e2e import Stack, _toml
 
 pytestmark = pytest.mark.docker
-
-
-def _toml(value: Any) -> str:
-    return json.dumps(value)  # JSON strings and arrays of them are valid TOML
 
 
 def _time(text: str) -> float:
@@ -77,21 +74,9 @@ def _purge_services(engine: Engine, prefix: str) -> None:
         time.sleep(0.2)
 
 
-class SwarmStack:
-    """One test's datum folder, state directory and project (= the prefix), and the CLI pointed at them."""
-
-    def __init__(self, prefix: str, image: str, root: Path, engine: Engine) -> None:
-        self.prefix, self.image, self.engine = prefix, image, engine
-        self.folder = root / "datums"
-        self.state_dir = root / "state"
-        self.folder.mkdir(parents=True)
-        self.state_dir.mkdir(parents=True)
-
-    def name(self, short: str) -> str:
-        return f"{self.prefix}-{short}"
-
-    def ident(self, short: str) -> str:
-        return f"{self.prefix}-{short}.docker"
+class SwarmStack(Stack):
+    """One test's datum folder, state directory and project (= the prefix), and the CLI pointed at them;
+    its services publish their ports on the node and need no network of the test's own."""
 
     def service_name(self, short: str) -> str:
         return f"{self.prefix}_{self.name(short)}"  # the project's prefix, then the datum's name

@@ -712,14 +712,17 @@ def host_ports(node: Node) -> list[PortClaim]:
     return out
 
 
-def placed_on(graph: Graph, where: str | None) -> Graph:
-    """``up --on swarm``: every docker node of ``graph`` runs there; ``None`` leaves each datum's own ``on``.
+def placed_on(graph: Graph, where: str | None, only: Iterable[str] | None = None) -> Graph:
+    """``up --on swarm``: every docker node of ``graph`` (of ``only``, when given) runs there; ``None``
+    leaves each datum's own ``on``.
 
     The config hash stays: where a service runs is not part of its configuration.
     """
     if where is None:
         return graph
-    nodes = {i: attrs.evolve(n, spec=attrs.evolve(n.spec, on=where)) if n.runtime in DOCKER_RUNTIMES else n
+    chosen = set(graph.nodes if only is None else only)
+    nodes = {i: attrs.evolve(n, spec=attrs.evolve(n.spec, on=where))
+             if n.runtime in DOCKER_RUNTIMES and i in chosen else n
              for i, n in graph.nodes.items()}
     problems = [p for n in nodes.values() if n.runtime != graph.nodes[n.id].runtime for p in check_nodes([n])]
     if problems:

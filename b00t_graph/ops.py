@@ -18,7 +18,7 @@ from .engine import Engine, RunResult
 from .engines import Engines, load_engines
 from .errors import B00tGraphError, InputError
 from .events import Reporter
-from .graph import Graph, Node, compile_graph
+from .graph import Graph, Node, compile_graph, placed_on
 from .inventory import (
     ALL_PROJECTS,
     DownPlan,
@@ -112,7 +112,9 @@ async def down(catalog: Catalog, graph: Graph, state_dir: Path, *, force: bool =
     """``down TARGET`` that keeps what a running node outside the target still depends on;
     ``force`` stops those outside dependents first instead."""
     async with Engine(reporter=reporter, state_dir=state_dir, project=project) as engine:
-        outside = [i for i in await _running_known(engine, catalog, state_dir, project) if i not in graph.nodes]
+        inv = await scan(engine.runtimes, state_dir, project=project, engines=_engines(catalog))
+        graph = where_found(graph, inv)
+        outside = [m.node for m in inv.running() if m.node in catalog.datums and m.node not in graph.nodes]
         full = _merge(graph, compile_known(catalog, outside)) if outside else graph
         plan = plan_down(full.deps(), graph.nodes, outside, force=force)
         res = await engine.down(full, remove_volumes=remove_volumes, only=set(plan.stop))
@@ -158,6 +160,16 @@ async def restart(catalog: Catalog, node: str, state_dir: Path, *, cascade: bool
     if up_res is not None:
         order.sort(key=lambda i: (up_res.timings[i].started is None, up_res.timings[i].started or 0.0))
     return RestartOutcome(ident, order, sorted(deps - again), down_res, up_res)
+
+
+def where_found(graph: Graph, inv: Inventory) -> Graph:
+    """Docker nodes found running as Swarm services (``up --on swarm``), and not as containers, are
+    taken down there: ``down`` needs no ``--on swarm`` to find them."""
+    kinds: dict[str, set[str]] = {}
+    for m in inv.items:
+        kinds.setdefault(m.node, set()).add(m.runtime)
+    swarm = [i for i, n in graph.nodes.items() if n.runtime == "docker" and kinds.get(i) == {"swarm"}]
+    return placed_on(graph, "swarm", swarm) if swarm else graph
 
 
 def _engines(catalog: Catalog) -> Engines:

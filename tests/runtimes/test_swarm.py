@@ -218,7 +218,7 @@ def test_config_change_is_a_service_update_and_down_goes_dependents_first(stack:
     assert "GREETING=two" in stack.task_container("a")["Config"]["Env"]
     assert _get(port) == "a"
 
-    down = stack.cli("down", stack.ident("b"), "--on", "swarm", backend="trio")
+    down = stack.cli("down", stack.ident("b"), backend="trio")  # found as services: no --on needed
     _ok(down)
     lines = down.stderr.splitlines()
     b_stopped = next(i for i, line in enumerate(lines) if f"{stack.ident('b')} stopped" in line)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from ..engine import Engine
 from ..errors import EXIT_INPUT, EXIT_RUNTIME, B00tGraphError, RuntimeUnavailable
 from ..locks import default_state_dir
 from ..logstream import ContainerLog, Line, ProcessLog, Source, merge, parse_duration
-from ._common import _graph, _interruptible, _run, datums_opt, out, state_opt
+from ._common import _fail, _graph, _interruptible, _run, datums_opt, out, state_opt
 
 #: how often ``-f`` looks for new lines; new nodes (without a target) are looked for every RESCAN polls
 POLL = 0.2
@@ -71,6 +73,16 @@ def _process_sources(proc_rt: Any, known: set[str]) -> list[Source]:
     return found
 
 
+def _named_engines(datums: Sequence[str]) -> list[Any]:
+    from ..engines import load_engines
+    from ..loader import datum_dirs
+
+    try:
+        return list(load_engines([src.path for src in datum_dirs(datums)]).named.values())
+    except B00tGraphError as exc:
+        _fail(exc)
+
+
 @click.command(name="logs")
 @click.argument("targets", nargs=-1)
 @datums_opt
@@ -88,7 +100,7 @@ def logs(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
 
     \b
     Each line is prefixed by its node. Without a target: every process recorded in the state
-    dir and every container b00t-graph manages on the engine.
+    dir and every container b00t-graph manages, on every engine.
     Examples:
       b00t-graph logs grok.stack --tail 20
       b00t-graph logs qdrant.docker -f --since 5m
@@ -107,6 +119,8 @@ def logs(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
                        err=True)
             sys.exit(EXIT_INPUT)
     printer = _Printer(timestamps)
+    # Without a target, the named engines (b00t-graph.toml beside the datums, the user's config) are read too.
+    named = [] if graph is not None else sorted(_named_engines(datums), key=lambda e: e.name)
 
     async def go() -> bool:
         async with Engine(state_dir=state_dir or default_state_dir()) as engine:
@@ -121,16 +135,20 @@ def logs(targets: tuple[str, ...], datums: tuple[str, ...], state_dir: Path | No
                 return docker_rt
 
             async def scan() -> list[Source]:
-                """Without a target: what runs now that is not followed yet."""
+                """Without a target: what runs now that is not followed yet, on every engine."""
                 known = {s.node for s in sources}
                 found = _process_sources(proc_rt, known)
-                try:
-                    rt = docker()
-                    for node, name in sorted((await rt.managed_containers()).items()):
-                        if node not in known:
-                            found.append(ContainerLog(node, name, rt))
-                except RuntimeUnavailable:
-                    pass  # no engine: only processes, as `logs` without a target promises nothing more
+                rts: list[Callable[[], Any]] = [
+                    docker, *(functools.partial(engine.runtimes.for_engine, "docker", spec) for spec in named)]
+                for get in rts:
+                    try:
+                        rt = get()
+                        for node, name in sorted((await rt.managed_containers()).items()):
+                            if node not in known:
+                                known.add(node)
+                                found.append(ContainerLog(node, name, rt))
+                    except RuntimeUnavailable:
+                        pass  # an engine away: the others and the processes, as `logs` promises nothing more
                 return found
 
             if graph is not None:

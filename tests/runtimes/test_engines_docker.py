@@ -190,6 +190,10 @@ def test_ps_lists_the_containers_of_every_engine_and_down_orphans_reaches_them(
     assert any(two.name("db") in x and "docker@b" in x for x in table.stdout.splitlines()), table.stdout
     logs = two.cli("logs", f"{two.name('db')}.docker")
     assert logs.returncode == 0 and f"serving-{two.name('db')}" in logs.stdout, (logs.stdout, logs.stderr)
+    every = two.cli("logs")  # no target: every engine's containers
+    assert every.returncode == 0, every.stderr
+    for short in ("db", "app"):
+        assert f"serving-{two.name(short)}" in every.stdout, every.stdout
     # the db's datum is gone: what runs for it on engine b is an orphan, removed there
     (two.folder / f"{two.name('db')}.docker.toml").unlink()
     (two.folder / f"{two.name('all')}.stack.toml").write_text(

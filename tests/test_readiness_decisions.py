@@ -15,7 +15,7 @@ from trio.testing import MockClock
 from b00t_graph.errors import NodeExited, ReadinessTimeout
 from b00t_graph.graph import Node
 from b00t_graph.model import Datum, HealthCheck
-from b00t_graph.readiness import _split_hostport, probe_once, wait_ready
+from b00t_graph.readiness import _split_hostport, probe_now, probe_once, wait_ready
 
 
 def make_node(hc: HealthCheck | None) -> Node:
@@ -396,6 +396,31 @@ async def test_an_http_probe_is_made_against_the_real_url() -> None:
         tg.start_soon(listener.serve, serve)
         hc = HealthCheck(http_url=f"http://127.0.0.1:{port}/health", expected_status=204)
         assert await wait_ready(make_node(hc), Host()) == f"http http://127.0.0.1:{port}/health → 204"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_probe_now_tries_every_probe_once_against_the_real_url() -> None:
+    """``probe_now`` (a running container's one look before an exit watch): one try, no retry, no wait."""
+    answers = [b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(answers.pop(0))
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as tg:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.start_soon(listener.serve, serve)
+        hc = HealthCheck(http_url=f"http://127.0.0.1:{port}/health", exec=EXEC)
+        host = Host(ready_at=0.0, code=0)
+        assert await probe_now(make_node(hc), hc, host) == "HTTP 503, expected 200"
+        assert host.exec_calls == []  # the first failing probe decides
+        assert await probe_now(make_node(hc), hc, host) is None
+        assert [argv for argv, _ in host.exec_calls] == [EXEC]  # then every probe ran, once
+        assert answers == []
         tg.cancel_scope.cancel()
 
 

@@ -6,7 +6,8 @@
     python benchmarks/run.py --soak     # only the soak (100 faulty up/down cycles; ~25 min), then the report
     python benchmarks/run.py --swarm    # only up --on swarm vs docker stack deploy (~10 min), then the report
 
-Each benchmark runs in its own process (``bench_scheduler.py``, ``bench_compose.py``, ``bench_fixed.py``, …)
+Each benchmark runs in its own process (``bench_scheduler.py``, ``bench_compose.py``, ``bench_fixed.py``,
+``bench_raw.py``, …)
 and leaves its numbers in ``benchmarks/results/``; this script times the whole run
 and renders the tables, the settings and the verdict on every target of issue 5.
 """
@@ -90,6 +91,7 @@ def render(meta: dict[str, Any], sched: dict[str, Any] | None, comp: dict[str, A
           "or `--skip-compose`).\n")
     _render_experiments(w)
     _render_fixed(w, targets)
+    _render_raw(w)
     _render_clients(w, targets)
     _render_soak(w, targets)
     _render_swarm(w)
@@ -560,6 +562,12 @@ def _render_fixed(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> N
     render_section(w, targets)
 
 
+def _render_raw(w: Any) -> None:
+    from bench_raw import render_section
+
+    render_section(w)
+
+
 def _render_clients(w: Any, targets: list[tuple[str, str, bool | None, str]]) -> None:
     """Agents and test suites as clients: services for a pytest session, and ensure() through the MCP server."""
     py = bl.read_result("pytest")
@@ -717,6 +725,7 @@ def main() -> int:
                 print("no Docker engine or docker-compose: skipping bench_compose.py", file=sys.stderr)
         if not args.skip_compose and _docker_ok():
             rc |= _run("bench_fixed.py", common)
+            rc |= _run("bench_raw.py", common)
         if not args.skip_clients:
             rc |= _run("bench_mcp.py", ["--calls", "10" if args.quick else "30"])
             if _docker_ok():

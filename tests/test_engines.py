@@ -282,3 +282,26 @@ def test_a_provider_on_a_named_engine_that_does_not_answer_is_passed_over(write_
     assert "docker@gone runtime is unreachable" in why and "no-engine.sock" in why
     offline = compile_graph(cat, ["rag.api"], environ, reachable=None)
     assert offline.nodes["rag.api"].deps == ("gpu-emb.docker",)
+
+
+@pytest.mark.parametrize(("probe", "expected"), [
+    (None, None),
+    ("", ""),
+    ("http://localhost:8080/x?y=1", "http://gpu-box:8080/x?y=1"),
+    ("http://127.0.0.1/health", "http://gpu-box/health"),
+    ("http://[::1]:80/", "http://gpu-box:80/"),
+    ("http://user:pw@localhost:8080/h", "http://user:pw@gpu-box:8080/h"),
+    ("https://db.internal:8443/", "https://db.internal:8443/"),
+    ("http://:8080/", "http://:8080/"),
+    ("127.0.0.1:5432", "gpu-box:5432"),
+    ("localhost:5432", "gpu-box:5432"),
+    ("[::1]:6379", "gpu-box:6379"),
+    ("db:5432", "db:5432"),
+    ("5432", "5432"),
+])
+def test_a_probe_of_a_loopback_address_goes_to_the_engines_host(probe: str | None, expected: str | None) -> None:
+    """A node on a named engine publishes its ports there: a probe the datum writes against
+    ``localhost`` is made against the engine's host instead; any other host is left as written."""
+    from b00t_graph.graph import _to_host
+
+    assert _to_host(probe, "gpu-box") == expected

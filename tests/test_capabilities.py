@@ -296,6 +296,11 @@ def test_every_unset_reference_of_a_value_is_found() -> None:
     assert why(P(env={"X": "${A}${B}"}), environ={"A": "a"}) == "B is not set"
 
 
+def test_a_name_unset_in_two_values_is_named_once_and_the_engine_host_is_always_set() -> None:
+    assert why(P(env={"X": "${A}", "Y": "${A}/${B}"})) == "A, B are not set"
+    assert why(P(env={"URL": "http://${B00T_ENGINE_HOST}:80"})) is None  # set for every node when it runs
+
+
 def test_a_default_of_a_set_name_is_checked_too() -> None:
     """What a set name holds is not known when resolving (a dependency's export may be empty): the
     names in its ``:-`` default must be set as well for the provider to count as usable."""

@@ -703,9 +703,10 @@ def test_mcp_launch_specs_sorted_by_priority_with_their_problems() -> None:
     _, fields, problems, notes = _norm("x.mcp", {"mcp": {
         "stdio": [{"command": "a", "args": "x 'y z'", "priority": 5, "env": {"N": 1}, "requires": ["q"]},
                   {"command": "b", "priority": -1}, {"command": 3}, {"args": []}],
-        "httpstream": {"url": "http://localhost:9/mcp", "priority": 1, "transport": "t"}}})
+        "httpstream": {"url": "http://localhost:9/mcp", "priority": 1, "transport": "t", "env": {"T": 2}}}})
     assert fields == {"mcp": (McpLaunch(transport="stdio", priority=-1, command="b"),
-                              McpLaunch(transport="httpstream", priority=1, url="http://localhost:9/mcp"),
+                              McpLaunch(transport="httpstream", priority=1, url="http://localhost:9/mcp",
+                                        env={"T": "2"}),
                               McpLaunch(transport="stdio", priority=5, command="a", args=("x", "y z"),
                                         env={"N": "1"}))}
     assert problems == ["b00t.mcp.stdio[2].command: expected a string, got integer 3",
@@ -1009,3 +1010,9 @@ def test_malformed_health_commands_and_mcp_entries_are_named_by_their_keys() -> 
 def test_a_quote_closes_and_a_dollar_name_outside_quotes_needs_a_shell() -> None:
     assert needs_shell('echo "a" | b') is True
     assert needs_shell("echo $X") is True
+
+
+def test_a_dialect_note_names_the_file_it_is_about() -> None:
+    out = normalise({"b00t": {"mcp": {"httpstream": {"url": "http://localhost:9/mcp", "transport": "t"}}}},
+                    "/d/x.mcp.toml")
+    assert [(n.path, n.key) for n in out.notes] == [("/d/x.mcp.toml", "b00t.mcp.httpstream.transport")]

@@ -12,6 +12,25 @@ import pytest
 from tests.procutil import Reaper, write_service
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _parse_cache_of_this_session() -> None:
+    """Start the session with the loader's parse cache empty (see ``_parse_cache_of_this_test``)."""
+    from b00t_graph import loader
+
+    loader._PARSED.clear()
+
+
+@pytest.fixture(autouse=True)
+def _parse_cache_of_this_test(_parse_cache_of_this_session: None) -> None:
+    """Each test parses its datums itself. The loader keeps what it parsed per file for as long as the
+    file is unchanged: one test would otherwise be served what an earlier one parsed, and mutation
+    testing, which forks each mutant's run from a process that already ran the tests, would never
+    run the mutated parsing code at all."""
+    from b00t_graph import loader
+
+    loader._PARSED.clear()
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

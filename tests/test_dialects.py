@@ -438,13 +438,15 @@ def test_stack_members_from_every_shape_with_their_keys() -> None:
         {"members": ["a.cli"],
          "stack": {"components": {"b": "b.cli", "c": 5, "d": {"datum": 7},
                                   "e": {"datum": "e.cli", "required": False, "min_version": "1", "why": 2},
-                                  "f": {"datum": "a.cli", "required": False}},
+                                  "f": {"datum": "a.cli", "required": False},
+                                  "h": {"datum": "h.cli"}},  # required unless it says otherwise
                    "description": "x"}},
         stack={"members": ["g.cli", "b.cli"], "category": "c"})
-    assert b00t == {"members": ["a.cli", "b.cli", "g.cli"], "name": "s", "type": "stack"}
+    assert b00t == {"members": ["a.cli", "b.cli", "h.cli", "g.cli"], "name": "s", "type": "stack"}
     assert fields == {"optional": ("e.cli",),  # a.cli is a required member too
                       "edge_keys": {"b.cli": "b00t.stack.components.b", "e.cli": "b00t.stack.components.e.datum",
-                                    "a.cli": "b00t.stack.components.f.datum", "g.cli": "stack.members[0]"}}
+                                    "a.cli": "b00t.stack.components.f.datum", "h.cli": "b00t.stack.components.h.datum",
+                                    "g.cli": "stack.members[0]"}}
     assert problems == ["b00t.stack.components.c: expected a table, got integer 5",
                         "b00t.stack.components.d.datum: expected a string, got integer 7"]
     assert notes == ["b00t.stack.components.min_version: read, not acted on",

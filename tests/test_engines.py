@@ -15,6 +15,7 @@ from b00t_graph.engines import EngineSpec, address_of, load_engines
 from b00t_graph.errors import DatumError, InputError, PortConflictError
 from b00t_graph.graph import Graph, compile_graph
 from b00t_graph.loader import datum_dirs, load_catalog
+from b00t_graph.model import HealthCheck
 from tests.procutil import cli
 
 WriteDatums = Callable[..., Path]
@@ -305,3 +306,72 @@ def test_a_probe_of_a_loopback_address_goes_to_the_engines_host(probe: str | Non
     from b00t_graph.graph import _to_host
 
     assert _to_host(probe, "gpu-box") == expected
+
+
+# --- found by mutation testing ----------------------------------------------------------------------
+
+
+def test_a_node_moved_to_a_named_engine_is_probed_there(write_datums: WriteDatums) -> None:
+    folder = write_datums({
+        "b00t-graph.toml": '[engines.gpu]\nhost = "tcp://gpu-box:2375"\n',
+        "db.docker": DB.format(engine=""), "app.docker": APP,
+        "cache.docker": '[b00t]\ntype = "docker"\nimage = "b00t-graph-test/busybox:1"\n'
+                        '[[b00t.requirements]]\nkind = "tcp_port"\nhost = "localhost"\nport = 6379\n',
+        "far.docker": '[b00t]\ntype = "docker"\nimage = "b00t-graph-test/busybox:1"\n'
+                      '[[b00t.requirements]]\nkind = "tcp_port"\nhost = "10.0.0.5"\nport = 6380\n'})
+    targets = ("app.docker", "cache.docker", "far.docker")
+    here = graph(folder, targets).nodes
+    assert here["cache.docker"].health == HealthCheck(tcp="localhost:6379")  # the default engine: as written
+    moved = graph(folder, targets, engine_of={"app": "gpu", "cache": "gpu", "far": "gpu"}).nodes
+    assert moved["app.docker"].health == HealthCheck(http_url="http://gpu-box:8080/health")
+    # a tcp_port requirement is the probe too: a loopback one goes to the engine, another host stays
+    assert moved["cache.docker"].health == HealthCheck(tcp="gpu-box:6379")
+    assert moved["far.docker"].health == HealthCheck(tcp="10.0.0.5:6380")
+
+
+def test_an_engine_override_finds_a_dotted_name_and_only_nodes_of_the_graph(write_datums: WriteDatums) -> None:
+    folder = write_datums({
+        "b00t-graph.toml": '[engines.gpu]\nhost = "tcp://gpu:2375"\n',
+        "pg.v2.docker": DB.format(engine=""), "app.docker": APP.replace("db.docker", "pg.v2.docker"),
+        "other.docker": DB.format(engine="")})
+    assert graph(folder, engine_of={"pg.v2": "gpu"}).nodes["pg.v2.docker"].runtime_key == "docker@gpu"
+    # other.docker is a datum, but not a node of this graph
+    with pytest.raises(InputError, match=r"^--engine other\.docker=gpu: no node 'other\.docker' in this graph$"):
+        graph(folder, engine_of={"other.docker": "gpu"})
+
+
+def test_every_bad_engine_override_is_reported_at_once(write_datums: WriteDatums) -> None:
+    folder = write_datums({
+        "db.docker": DB.format(engine=""), "app.docker": APP, "tool.process": '[b00t]\ncommand = ["true"]\n'})
+    with pytest.raises(InputError) as bad:
+        graph(folder, ("app.docker", "tool.process"), engine_of={"nope": "gpu", "tool": "gpu"})
+    assert str(bad.value) == ("--engine nope=gpu: no node 'nope' in this graph; "
+                              "--engine tool=gpu: tool.process runs no container")
+    # an unknown engine is named by the option that asked for it (no datum key), for every node asking
+    with pytest.raises(DatumError) as unknown:
+        graph(folder, engine_of={"db": "gpu", "app": "gpu2"})
+    assert [str(p).split(" (")[0] for p in unknown.value.problems] == [
+        "--engine db=gpu: engine 'gpu' is not configured", "--engine app=gpu2: engine 'gpu2' is not configured"]
+
+
+def test_a_provider_on_a_broken_docker_context_is_reported_where_it_is_used(write_datums: WriteDatums,
+                                                                             tmp_path: Path) -> None:
+    docker = tmp_path / "dockercfg"
+    meta = docker / "contexts" / "meta" / hashlib.sha256(b"lab").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text("{not json")
+    folder = write_datums({
+        "emb.docker": '[b00t]\nimage = "b00t-graph-test/busybox:1"\nengine = "lab"\n'
+                      '[b00t.provides]\ncapability = "embeddings"\n',
+        "rag.api": '[b00t]\n[b00t.requires.embeddings]\ncapability = "embeddings"\n'})
+    environ = {"XDG_CONFIG_HOME": str(tmp_path / "none"), "HOME": str(tmp_path), "DOCKER_CONFIG": str(docker)}
+    asked: list[str] = []
+
+    def reachable(kind: str) -> str | None:
+        asked.append(kind)
+        return None
+
+    cat = load_catalog(datum_dirs([folder], environ))
+    with pytest.raises(DatumError, match=r"emb\.docker\.toml: b00t\.engine: docker context 'lab': cannot read"):
+        compile_graph(cat, ["rag.api"], environ, reachable=reachable)
+    assert asked == ["docker"]  # the engine cannot be asked: its runtime is, and the datum's engine is reported

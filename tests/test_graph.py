@@ -26,9 +26,9 @@ from b00t_graph.errors import (
     PortConflictError,
     Problem,
 )
-from b00t_graph.graph import Graph, closure, compile_graph, config_hash, host_ports, suggest
+from b00t_graph.graph import Graph, closure, compile_graph, config_hash, host_ports, placed_on, suggest
 from b00t_graph.loader import Catalog, Source, load_catalog
-from b00t_graph.model import Build, Datum, HealthCheck, McpLaunch, Need, Presence
+from b00t_graph.model import Build, Datum, HealthCheck, McpLaunch, Need, Presence, Requirement, Swarm
 
 Write = Callable[..., Path]
 
@@ -810,3 +810,44 @@ def test_a_conflict_names_the_address_a_port_is_published_on() -> None:
 def test_a_typed_name_gets_close_names_not_the_datums_under_it() -> None:
     # "web.x" is the datum "web" of type x: web.x.cli (the datum "web.x") is only a close name
     assert suggest(cat_of(D("web.x.cli"), D("web.y")), "web.x") == ["web.y", "web.x.cli"]
+
+
+def test_the_config_hash_of_a_datum_with_every_dialect_field_is_the_same_from_release_to_release() -> None:
+    """Running services are labelled with it: a new value recreates every one of them on upgrade."""
+    datum = D("srv.mcp", kind="docker", image="srv:1", container_name="srv1", restart="always",
+              build=Build(context=".", args={"V": "1"}), run_env={"A": "1"},
+              swarm=Swarm(replicas=2, constraints=("node.role == manager",)))
+    assert config_hash(datum, {"E": "e"}) == "f325ecc9138b7bdc"
+
+
+def test_up_on_swarm_moves_only_the_docker_nodes_it_is_given() -> None:
+    graph = compile_graph(cat_of(D("web.docker", image="web:1", depends_on=("db.docker", "tool.process")),
+                                 D("db.docker", image="db:1"), D("tool.process", command=("true",))),
+                          ["web.docker"], environ={})
+    assert {i: n.runtime for i, n in placed_on(graph, "swarm", only=["web.docker"]).nodes.items()} == {
+        "db.docker": "docker", "tool.process": "process", "web.docker": "swarm"}
+    every = placed_on(graph, "swarm").nodes
+    assert every["db.docker"].spec.on == "swarm"
+    assert every["tool.process"] == graph.nodes["tool.process"]  # no container: left exactly as it was
+
+
+def test_a_tcp_port_requirement_without_a_host_is_probed_on_the_loopback_address() -> None:
+    cat = cat_of(D("r.process", command=("redis-server",), requirements=(Requirement("tcp_port", port=6379),)))
+    assert compile_graph(cat, ["r.process"], environ={}).nodes["r.process"].health == HealthCheck(tcp="127.0.0.1:6379")
+
+
+def test_a_process_and_a_container_of_the_local_engine_clash_on_one_host_port() -> None:
+    cat = cat_of(D("s.stack", members=("api.process", "redis.docker")),
+                 D("api.process", command=("api",), health_check=HealthCheck(tcp="127.0.0.1:6379")),
+                 _redis("redis", "-p", "6379:6379"))
+    with pytest.raises(PortConflictError, match=r"claimed by both api\.process .* and redis\.docker"):
+        compile_graph(cat, ["s.stack"], environ={})
+
+
+def test_a_stack_entry_its_members_cannot_have_does_not_hold_back_the_later_ones() -> None:
+    # Q reads R, a rename of a member's export: the stack resolves it, its members cannot; P still reaches them
+    cat = cat_of(D("s.stack", members=("a.mcp",), env={"R": "${X}", "Q": "${R}", "P": "v"}),
+                 D("a.mcp", env={"X": "x"}))
+    graph = compile_graph(cat, ["s.stack"], environ={})
+    assert graph.nodes["a.mcp"].env == {"X": "x", "P": "v"}
+    assert graph.nodes["s.stack"].exports == {"R": "x", "Q": "x", "P": "v"}

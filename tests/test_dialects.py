@@ -1018,3 +1018,74 @@ def test_a_dialect_note_names_the_file_it_is_about() -> None:
     out = normalise({"b00t": {"mcp": {"httpstream": {"url": "http://localhost:9/mcp", "transport": "t"}}}},
                     "/d/x.mcp.toml")
     assert [(n.path, n.key) for n in out.notes] == [("/d/x.mcp.toml", "b00t.mcp.httpstream.transport")]
+
+
+def test_a_provides_capability_and_a_requires_list_of_the_wrong_type_are_named_by_their_keys() -> None:
+    _, fields, problems, _ = _norm("p.api", {"provides": {"capability": 5}, "requires": ["a.cli", 3]})
+    assert fields == {"provides": None, "edge_keys": {"a.cli": "b00t.requires[0]"}}
+    assert problems == ["b00t.provides.capability: expected a string, got integer 5",
+                        "b00t.requires[1]: expected a string, got integer 3"]
+
+
+def test_repository_registry_and_tag_of_the_wrong_type_are_named_by_their_keys() -> None:
+    assert _norm("a.docker", {"docker": {"repository": 5}})[:3] == (
+        {"name": "a", "type": "docker"}, {}, ["b00t.docker.repository: expected a string, got integer 5"])
+    b00t, _, problems, _ = _norm("a.docker", {"docker": {"repository": "app", "registry": 5, "tag": 6}})
+    assert (b00t["image"], problems) == ("app", ["b00t.docker.registry: expected a string, got integer 5",
+                                                 "b00t.docker.tag: expected a string, got integer 6"])
+
+
+def test_only_the_registrys_trailing_slashes_are_dropped() -> None:
+    # A registry host may be written in capitals (Docker's reference grammar allows them in the domain).
+    assert _norm("a.docker", {"docker": {"repository": "org/app", "registry": "HUB.INBOX//"}})[0]["image"] == \
+        "HUB.INBOX/org/app"
+
+
+def test_every_docker_healthcheck_key_is_acted_on() -> None:
+    b00t, _, problems, notes = _norm("a.docker", {"image": "i", "docker": {
+        "healthcheck_cmd": "pg_isready", "healthcheck_interval": "10s", "healthcheck_timeout": "2s",
+        "healthcheck_retries": 3, "healthcheck_start_period": "1m"}})
+    assert b00t["health_check"] == {"exec": ["pg_isready"], "interval_ms": 10_000, "probe_timeout_ms": 2000,
+                                    "start_period_ms": 60_000, "retries": 3}
+    assert (problems, notes) == ([], [])
+
+
+def test_a_loopback_probe_next_to_a_health_check_exec_says_which_is_used() -> None:
+    b00t, fields, problems, notes = _norm("x.mcp", {"health_check": {"exec": ["e"]},
+                                                    "mcp": {"httpstream": {"url": "http://localhost:9/"}}})
+    assert fields["kind"] == "probe"
+    assert b00t["health_check"] == {"http_url": "http://localhost:9/", "expected_status": 0, "exec": ["e"]}
+    assert (problems, notes) == ([], ["b00t.mcp.httpstream: [b00t.health_check] exec is used"])
+
+
+def test_an_mcp_lifecycle_of_the_wrong_type_is_named_by_its_key() -> None:
+    _, fields, problems, _ = _norm("x.mcp", {"mcp": {"lifecycle": 5, "httpstream": {"url": "http://localhost:9/"}}})
+    assert fields["kind"] == "probe"  # no server is started: the loopback URL is probed
+    assert problems == ["b00t.mcp.lifecycle: expected a table, got integer 5"]
+
+
+def test_a_presence_regex_of_the_wrong_type_is_named_by_its_key() -> None:
+    _, fields, problems, _ = _norm("x.cli", {"version": "x -v", "version_regex": 5})
+    assert fields["presence"] == Presence(command=("x", "-v"), source="b00t.version")
+    assert problems == ["b00t.version_regex: expected a string, got integer 5"]
+    _, fields, problems, _ = _norm("x.cli", {}, version={"cmd": "x -v", "regex": 5})
+    assert fields["presence"] == Presence(command=("x", "-v"), source="version.cmd")
+    assert problems == ["version.regex: expected a string, got integer 5"]
+
+
+def test_a_container_with_an_image_and_a_version_check_runs_as_docker() -> None:
+    _, fields, problems, notes = _norm("x.container", {"image": "i", "version": "x -v"})
+    assert fields == {"presence": Presence(command=("x", "-v"), source="b00t.version"), "kind": "docker"}
+    assert (problems, notes) == ([], [])
+
+
+def test_lifecycle_values_of_the_wrong_type_are_named_by_their_keys() -> None:
+    b00t, fields, problems, notes = _norm("x.process", {"health_check": {"exec": ["e"]},
+                                                        "lifecycle": {"health_check_cmd": "c", "restart": 5}})
+    assert (b00t["health_check"], fields) == ({"exec": ["e"]}, {})
+    assert problems == ["b00t.lifecycle.restart: expected a string, got integer 5"]
+    assert notes == ["b00t.lifecycle.health_check_cmd: [b00t.health_check] exec is used"]
+    assert _norm("x.process", {"lifecycle": {"health_check_cmd": 5}})[2] == [
+        "b00t.lifecycle.health_check_cmd: expected a string, got integer 5"]
+    assert _norm("x.process", {"lifecycle": {"health_check_cmd": "a 'b"}})[2] == [
+        "b00t.lifecycle.health_check_cmd: cannot split into arguments: No closing quotation (in \"a 'b\")"]

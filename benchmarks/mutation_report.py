@@ -155,7 +155,7 @@ def write_report() -> None:
         "those of all the other modules together, which makes `make mutate` the slowest check of the",
         "project (not in CI).",
         "",
-        f"Runtime of the last `make mutate` (one clean full run) on the 2-core machine: {runtime}.",
+        f"Runtime of the last full mutation run on the 2-core machine: {runtime}.",
         "",
         "## Score per module",
         "",

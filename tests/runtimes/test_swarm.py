@@ -44,6 +44,7 @@ def swarm(engine: Engine) -> Iterator[None]:
     status, info = engine.request("GET", "/info")
     assert status == 200, info
     state = info["Swarm"]["LocalNodeState"]
+    had_gwbridge = engine.request("GET", "/networks/docker_gwbridge")[0] == 200
     made = False
     if state == "inactive":
         status, data = engine.request("POST", "/swarm/init", {"ListenAddr": "127.0.0.1:2377",
@@ -57,6 +58,8 @@ def swarm(engine: Engine) -> Iterator[None]:
     finally:
         if made:
             engine.request("POST", "/swarm/leave?force=1", timeout=60)
+            if not had_gwbridge:  # the bridge the engine made for the swarm stays after leaving
+                engine.request("DELETE", "/networks/docker_gwbridge")
 
 
 def _services(engine: Engine, prefix: str) -> list[dict[str, Any]]:

@@ -947,6 +947,17 @@ def parse_best(text: str, names: Sequence[str]) -> dict[str, int]:
 ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0), (1, 0, 2), (0, 2, 1))
 
 
+def failed_run(tool: Any, msg: str, failures: list[str], log: Callable[[str], None]) -> None:
+    """Record a failed run and leave nothing of it behind: ``down``, then a sweep of its prefix."""
+    log("FAILED " + msg)
+    failures.append(msg)
+    try:
+        tool.down()
+    except Exception:  # the sweep below removes what down could not
+        pass
+    api.sweep(tool.sweep_prefix, log)
+
+
 def _order(tools: Sequence[Any], r: int) -> list[Any]:
     if len(tools) == 2:
         return list(tools) if r % 2 == 0 else list(reversed(tools))
@@ -1102,14 +1113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         down = tool.down()
                         tool.after()
                     except (RunFailed, api.DockerAPIError, subprocess.SubprocessError) as exc:
-                        msg = f"run {r + 1} {n} {key}: {exc}"
-                        log("FAILED " + msg)
-                        data["failures"].append(msg)
-                        try:
-                            tool.down()
-                        except Exception:  # the sweep below removes what down could not
-                            pass
-                        api.sweep(tool.sweep_prefix, log)
+                        failed_run(tool, f"run {r + 1} {n} {key}: {exc}", data["failures"], log)
                         continue
                     m["run"].append(r)
                     m["cold"].append(cold.done)

@@ -180,14 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         cold = tool.cold_up()
                         tool.down()
                     except (bc.RunFailed, api.DockerAPIError, subprocess.SubprocessError) as exc:
-                        msg = f"run {r + 1} {n} {tool.key}: {exc}"
-                        log("FAILED " + msg)
-                        data["failures"].append(msg)
-                        try:
-                            tool.down()
-                        except Exception:  # the sweep below removes what down could not
-                            pass
-                        api.sweep(tool.sweep_prefix, log)
+                        bc.failed_run(tool, f"run {r + 1} {n} {tool.key}: {exc}", data["failures"], log)
                         continue
                     m["run"].append(r)
                     m["cold"].append(cold.done)

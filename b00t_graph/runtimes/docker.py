@@ -333,7 +333,15 @@ async def _dedupe_network(d: Docker, name: str) -> None:
     nets = [n for n in await d.networks.list(filters={"name": [name]}) if n.get("Name") == name]
     if len(nets) < 2:
         return
-    shown = [await (await d.networks.get(n["Id"])).show() for n in nets]
+    shown = []
+    for n in nets:
+        try:
+            shown.append(await (await d.networks.get(n["Id"])).show())
+        except DockerError as exc:
+            if exc.status != 404:  # 404: the other process, settling the same pair, removed it first
+                raise
+    if len(shown) < 2:
+        return
     keep = min(shown, key=lambda n: (not n.get("Containers"), n["Id"]))
     for n in shown:
         if n["Id"] != keep["Id"] and _is_ours(n.get("Labels")) and not n.get("Containers"):
@@ -344,19 +352,46 @@ async def _dedupe_network(d: Docker, name: str) -> None:
                     raise
 
 
-async def _start_container(d: Docker, cid: str, networks: Sequence[str]) -> None:
+async def _remove_unused_network(d: Docker, name: str) -> bool:
+    """Remove a network of ours that no container uses; False if it is absent, not ours or in use."""
+    for attempt in (1, 2):
+        try:
+            data = await (await d.networks.get(name)).show()
+            # a container made but not started yet (another run's) is not among its Containers,
+            # but could not start without the network
+            if (not _is_ours(data.get("Labels")) or data.get("Containers")
+                    or await d.containers.list(all=True, filters={"network": [name]})):
+                return False
+            await (await d.networks.get(data["Id"])).delete()
+            return True
+        except DockerError as exc:
+            if attempt == 1 and "ambiguous" in exc.message:  # made twice by two processes at once
+                await _dedupe_network(d, name)
+                continue
+            if exc.status not in (403, 404, 409):  # gone, or joined meanwhile: leave it
+                raise
+            return False
+    return False
+
+
+def _network_raced(exc: DockerError) -> bool:
+    """A start or create refused over a network another process is making, settling or removing."""
+    return "ambiguous" in exc.message or bool(re.search(r"\bnetwork \S+ not found", exc.message))
+
+
+async def _start_container(d: Docker, cid: str, networks: Sequence[str], labels: dict[str, str]) -> None:
     """Start a container; while a network of its is ambiguous (another process made it at the same
-    moment) or the duplicate it resolved to was just removed, settle that network and try again."""
+    moment), or was removed since the container was made (the duplicate another process settled
+    away, or a `down` elsewhere), make or settle that network and try again."""
     for attempt in range(10):
         try:
             await d.containers.container(cid).start()
             return
         except DockerError as exc:
-            raced = "ambiguous" in exc.message or (exc.status == 404 and "network" in exc.message)
-            if attempt == 9 or not networks or not raced:
+            if attempt == 9 or not networks or not _network_raced(exc):
                 raise
         for net in networks:
-            await _dedupe_network(d, net)
+            await _ensure_network(d, net, labels)
         await asyncio.sleep(0.05)
 
 
@@ -416,7 +451,7 @@ async def _create(d: Docker, plan: ContainerPlan, labels: dict[str, str]) -> str
         except DockerError as exc:
             # a network removed by a node stopping at the same moment: make it again, once;
             # or made twice by two processes at once: _ensure_network settles it, once
-            if attempt == 1 and ((exc.status == 404 and "network" in exc.message) or "ambiguous" in exc.message):
+            if attempt == 1 and _network_raced(exc):
                 continue
             raise
         return container.id
@@ -834,7 +869,7 @@ class DockerRuntime:
                 if not is_free(port, proto, ip):
                     raise PortInUse(node.id, f"port {port} is in use by another program"
                                     + await _port_holder(d, port, proto) + ": stop it or change the port")
-            await _start_container(d, cid, networks)
+            await _start_container(d, cid, networks, labels)
 
         async def bring_up(d: Docker) -> str:
             if action is Action.START:
@@ -1091,14 +1126,8 @@ class DockerRuntime:
             for ref in dict.fromkeys(r for r in (observed.ref, plan.name) if r):
                 await _remove_container(d, ref, grace, self.project or "")
             for net in plan.networks:
-                try:
-                    data = await (await d.networks.get(net)).show()
-                    if _is_ours(data.get("Labels")) and not data.get("Containers"):
-                        await (await d.networks.get(net)).delete()
-                        removed.append(f"network {net}")
-                except DockerError as exc:
-                    if exc.status not in (403, 404, 409):  # gone, or joined meanwhile: leave it
-                        raise
+                if await _remove_unused_network(d, net):
+                    removed.append(f"network {net}")
             if remove_volumes:
                 for vol in plan.volumes:
                     labels = await _volume_labels(d, vol)

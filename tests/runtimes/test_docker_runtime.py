@@ -391,6 +391,88 @@ async def test_network_shared_with_a_running_node_is_kept(tmp_path: Path, prefix
     assert engine.network(net) is None
 
 
+async def test_network_removed_between_create_and_start_is_made_again(
+        tmp_path: Path, prefix: str, test_image: str, engine: Any, runtime: DockerRuntime) -> None:
+    # another run's `down` (or its settling of a duplicate) removes the network while this run's
+    # container is made but not started: the start makes the network again
+    net = f"{prefix}-net"
+    name = f"{prefix}-late"
+    write_datum(tmp_path, name, image=test_image, command=["sleep", "300"], stop_grace_ms=0,
+                docker_args=[f"--network={net}"])
+    node = node_of(tmp_path, name)
+    await runtime.prepare(node, Action.CREATE)
+    gone = engine.network(net)
+    assert gone is not None
+    assert engine.request("DELETE", f"/networks/{gone['Id']}")[0] == 204
+    obs = await observe1(runtime, node)
+    assert obs.state is State.STOPPED
+    await runtime.start(node, obs, Action.START)
+    info = engine.container(name)
+    assert info is not None and info["State"]["Running"] is True
+    made = engine.network(net)
+    assert made is not None and made["Id"] != gone["Id"] and made["Labels"].get(MANAGED) == "1"
+    assert list(made["Containers"]) == [info["Id"]]
+
+
+async def test_network_kept_while_a_created_container_needs_it(
+        tmp_path: Path, prefix: str, test_image: str, engine: Any, runtime: DockerRuntime) -> None:
+    # a container made but not started is not among a network's Containers; stopping another
+    # node of the network must not remove it from under that container
+    net = f"{prefix}-net"
+    for n in ("a", "b"):
+        write_datum(tmp_path, f"{prefix}-{n}", image=test_image, command=["sleep", "300"], stop_grace_ms=0,
+                    docker_args=[f"--network={net}"])
+    a, b = node_of(tmp_path, f"{prefix}-a"), node_of(tmp_path, f"{prefix}-b")
+    await up(runtime, a)
+    other = DockerRuntime()  # another run, which made b ahead of its start
+    try:
+        await other.prepare(b, Action.CREATE)
+        before = engine.network(net)
+        assert before is not None and len(before["Containers"]) == 1
+        await runtime.stop(a, await observe1(runtime, a))
+        after = engine.network(net)
+        assert after is not None and after["Id"] == before["Id"]
+        obs = await observe1(other, b)
+        await other.start(b, obs, Action.START)
+        assert list(engine.network(net)["Containers"]) == [obs.ref]
+        await other.stop(b, await observe1(other, b))
+    finally:
+        await other.aclose()
+    assert engine.network(net) is None  # the last one out removes it
+
+
+async def test_two_runs_settling_one_duplicated_network_both_start(
+        tmp_path: Path, prefix: str, test_image: str, engine: Any, runtime: DockerRuntime) -> None:
+    # Two processes that create one network at once make two of that name; both then settle the
+    # pair at the same moment, and one removes a network the other is still looking at. (On trio each
+    # runtime has an event loop of its own, as two processes do; on asyncio they share one.)
+    for round_ in range(6):
+        net = f"{prefix}-net{round_}"
+        names = [f"{prefix}-r{round_}{n}" for n in ("a", "b")]
+        for name in names:
+            write_datum(tmp_path, name, image=test_image, command=["sleep", "300"], stop_grace_ms=0,
+                        docker_args=[f"--network={net}"])
+        nodes = [node_of(tmp_path, name) for name in names]
+        for _ in range(2):
+            status, made = engine.request("POST", "/networks/create", {
+                "Name": net, "CheckDuplicate": False, "Labels": {MANAGED: "1"}})
+            assert status == 201, made
+        other = DockerRuntime()
+        try:
+            async def go(rt: DockerRuntime, node: Node) -> None:
+                await rt.start(node, ABSENT, Action.CREATE)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(go, runtime, nodes[0])
+                tg.start_soon(go, other, nodes[1])
+        finally:
+            await other.aclose()
+        nets = [n for n in engine.filtered("networks", {"name": [net]}) if n["Name"] == net]
+        assert len(nets) == 1, nets
+        joined = engine.network(net)
+        assert joined is not None and len(joined["Containers"]) == 2
+
+
 # --- through the engine --------------------------------------------------------------------------
 
 

@@ -224,13 +224,15 @@ def test_cold_start_of_a_three_level_stack(stack: Stack, tmp_path: Path) -> None
     assert {a["action"], b["action"], c["action"]} <= {"create", "start"}
     # the engine's own clock: c was started only once both of its dependencies had answered
     assert c["started"] >= max(a["ready"], b["ready"])
-    assert a["readiness"] >= 1.0 and b["readiness"] >= 0.5
+    # a and b sleep 1 s and 0.5 s from their process's start, which cannot precede the start call's
+    # beginning (``readiness`` counts from the call's return, after the process began, so it may be less)
+    assert a["ready"] - a["started"] >= 1.0 and b["ready"] - b["started"] >= 0.5
     # the engine's clock (State.StartedAt): a cannot answer before 1 s after its start, so c, started
     # only when a was healthy, started at least 1 s after a; b and a started together, not in turn
     info = {s: stack.info(s) for s in ("a", "b", "c")}
     start = {s: started_at(i) for s, i in info.items()}
-    assert start["c"] - start["a"] >= 0.95, start
-    assert start["c"] - start["b"] >= 0.45, start
+    assert start["c"] - start["a"] >= 0.9, start  # the engine stamps StartedAt a little after the exec
+    assert start["c"] - start["b"] >= 0.4, start
     assert abs(start["a"] - start["b"]) < 0.9, start
     assert min(start.values()) >= t0 - 1.0  # same host, same clock: these are this run's containers
     # c's own check of a and b passed (it would have exited otherwise) and it got its dependencies' env

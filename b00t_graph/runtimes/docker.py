@@ -49,6 +49,7 @@ import anyio
 import attrs
 from aiodocker.events import DockerEvents
 from aiodocker.exceptions import DockerError
+from aiodocker.networks import DockerNetwork
 
 from ..engines import DEFAULT, EngineSpec, default_engine
 from ..errors import (
@@ -300,6 +301,11 @@ def _foreign_text(info: dict[str, Any]) -> str:
             "created by b00t-graph")
 
 
+def _network(d: Docker, ref: str) -> DockerNetwork:
+    """A network by name or id, without the inspect that ``d.networks.get`` makes before any call."""
+    return DockerNetwork(d, ref)  # type: ignore[no-untyped-call]  # aiodocker's networks are untyped
+
+
 #: per event loop, one lock per network name: the engine's CheckDuplicate is not atomic, so two
 #: concurrent creates of one name make two networks, and no container on that name can start then
 _net_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
@@ -336,7 +342,7 @@ async def _dedupe_network(d: Docker, name: str) -> None:
     shown = []
     for n in nets:
         try:
-            shown.append(await (await d.networks.get(n["Id"])).show())
+            shown.append(await _network(d, n["Id"]).show())
         except DockerError as exc:
             if exc.status != 404:  # 404: the other process, settling the same pair, removed it first
                 raise
@@ -346,7 +352,7 @@ async def _dedupe_network(d: Docker, name: str) -> None:
     for n in shown:
         if n["Id"] != keep["Id"] and _is_ours(n.get("Labels")) and not n.get("Containers"):
             try:
-                await (await d.networks.get(n["Id"])).delete()
+                await _network(d, n["Id"]).delete()
             except DockerError as exc:
                 if exc.status not in (403, 404, 409):  # joined or removed meanwhile
                     raise
@@ -356,13 +362,13 @@ async def _remove_unused_network(d: Docker, name: str) -> bool:
     """Remove a network of ours that no container uses; False if it is absent, not ours or in use."""
     for attempt in (1, 2):
         try:
-            data = await (await d.networks.get(name)).show()
+            data = await _network(d, name).show()
             # a container made but not started yet (another run's) is not among its Containers,
             # but could not start without the network
             if (not _is_ours(data.get("Labels")) or data.get("Containers")
                     or await d.containers.list(all=True, filters={"network": [name]})):
                 return False
-            await (await d.networks.get(data["Id"])).delete()
+            await _network(d, data["Id"]).delete()
             return True
         except DockerError as exc:
             if attempt == 1 and "ambiguous" in exc.message:  # made twice by two processes at once

@@ -55,6 +55,7 @@ from .docker import (
     _inspect,
     _is_ours,
     _net_locks,
+    _network,
     _project_of,
     _tail,
     _translate,
@@ -228,7 +229,7 @@ class SwarmRuntime(DockerRuntime):
         async with locks.setdefault(name, asyncio.Lock()):
             for attempt in (1, 2):
                 try:
-                    net = await (await d.networks.get(name)).show()
+                    net = await _network(d, name).show()
                 except DockerError as exc:
                     if exc.status != 404:
                         raise
@@ -426,7 +427,7 @@ class SwarmRuntime(DockerRuntime):
         services = await d.services.list(filters={"label": [f"{MANAGED}=1"]})
         for name in dict.fromkeys(names):
             try:
-                net = await (await d.networks.get(name)).show()
+                net = await _network(d, name).show()
             except DockerError as exc:
                 if exc.status == 404:
                     continue
@@ -439,7 +440,7 @@ class SwarmRuntime(DockerRuntime):
                 continue
             for _ in range(40):  # the engine lets go of the removed tasks' endpoints shortly after
                 try:
-                    await (await d.networks.get(net["Id"])).delete()
+                    await _network(d, net["Id"]).delete()
                     break
                 except DockerError as exc:
                     if exc.status == 404:
